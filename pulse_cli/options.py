@@ -1,0 +1,70 @@
+"""The options of one PULSE search, with the defaults of PULSE's run.py."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+NOISE_TYPES = ("zero", "fixed", "trainable")
+LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Every knob of PULSE's run.py that shapes the latent search.
+
+    ``bad_noise_layers`` is PULSE's dot-separated list ("17"); ``None`` means the
+    generator's last noise layer, which is PULSE's 17 for an 18-layer StyleGAN.
+    """
+
+    seed: int | None = None
+    loss_str: str = "100*L2+0.05*GEOCROSS"
+    eps: float = 2e-3
+    noise_type: str = "trainable"
+    num_trainable_noise_layers: int = 5
+    tile_latent: bool = False
+    bad_noise_layers: str | None = None
+    opt_name: str = "adam"
+    learning_rate: float = 0.4
+    steps: int = 100
+    lr_schedule: str = "linear1cycledrop"
+    save_intermediate: bool = False
+    batch_size: int = 1
+    duplicates: int = 1
+    early_stop: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.noise_type not in NOISE_TYPES:
+            raise ValueError(f"unknown noise type {self.noise_type!r}; known: {', '.join(NOISE_TYPES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1 or self.duplicates < 1:
+            raise ValueError("batch_size and duplicates must be at least 1")
+        if self.eps < 0:
+            raise ValueError(f"eps must be non-negative, got {self.eps}")
+        if self.bad_noise_layers:
+            try:
+                [int(layer) for layer in self.bad_noise_layers.split(".")]
+            except ValueError:
+                raise ValueError(
+                    f"bad_noise_layers must be dot-separated layer numbers like '17', got {self.bad_noise_layers!r}"
+                ) from None
+
+    def bad_layers(self, num_noise_layers: int) -> set[int]:
+        """The noise layers that are held at zero for a generator with this many noise layers."""
+        if self.bad_noise_layers is None:
+            return {num_noise_layers - 1} if num_noise_layers else set()
+        if not self.bad_noise_layers:
+            return set()
+        return {int(layer) for layer in self.bad_noise_layers.split(".")}
+
+    def with_(self, **changes: Any) -> SearchOptions:
+        """A copy with some options changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON-able values."""
+        return asdict(self)
