@@ -50,7 +50,8 @@ class SearchOptions:
                 [int(layer) for layer in self.bad_noise_layers.split(".")]
             except ValueError:
                 raise ValueError(
-                    f"bad_noise_layers must be dot-separated layer numbers like '17', got {self.bad_noise_layers!r}"
+                    "bad_noise_layers must be dot-separated layer numbers like '17', "
+                    f"got {self.bad_noise_layers!r}"
                 ) from None
 
     def bad_layers(self, num_noise_layers: int) -> set[int]:
