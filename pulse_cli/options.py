@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 NOISE_TYPES = ("zero", "fixed", "trainable")
+BACKENDS = ("dygraph", "static", "onnx")
 LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """Every knob of PULSE's run.py that shapes the latent search.
+    """Every knob of PULSE's run.py that shapes the latent search, and how it is run.
+
+    ``backend`` picks how the forward pass runs (eager Paddle, compiled Paddle, or onnxruntime
+    for forward-only scoring); ``starts`` is how many random starting points are scored before
+    the search starts from the best; ``early_stop`` ends a search once every image meets eps.
 
     ``bad_noise_layers`` is PULSE's dot-separated list ("17"); ``None`` means the
     generator's last noise layer, which is PULSE's 17 for an 18-layer StyleGAN.
@@ -32,13 +37,18 @@ class SearchOptions:
     batch_size: int = 1
     duplicates: int = 1
     early_stop: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = "dygraph"
+    starts: int = 1
 
     def __post_init__(self) -> None:
         if self.noise_type not in NOISE_TYPES:
             raise ValueError(f"unknown noise type {self.noise_type!r}; known: {', '.join(NOISE_TYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        if self.starts < 1:
+            raise ValueError(f"starts must be at least 1, got {self.starts}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.batch_size < 1 or self.duplicates < 1:

@@ -1,0 +1,80 @@
+"""Plugins are discovered through importlib.metadata entry points, built-ins included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pulse_cli import plugins
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mount_distribution(site: Path, name: str, entry_points: str, module: str, source: str) -> None:
+    """Lay out an installed distribution (dist-info with entry points, plus its module) under ``site``."""
+    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    (site / f"{module}.py").write_text(source)
+
+
+@pytest.fixture(scope="session")
+def tv_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin distribution in plugins/, installed with pip into its own folder."""
+    site = tmp_path_factory.mktemp("tv-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(ROOT / "plugins" / "pulse-tv-loss")],
+        check=True,
+    )
+    return site
+
+
+def test_builtin_losses_and_optimizers_come_from_entry_points(monkeypatch):
+    monkeypatch.delenv(plugins.registry.ENV_VAR, raising=False)
+    losses = {info.name: info for info in plugins.discover("losses")}
+    assert {"L2", "L1", "GEOCROSS"} <= set(losses)
+    assert all(losses[name].distribution == "pulse-cli" for name in ("L2", "L1", "GEOCROSS"))
+    assert set(plugins.available("optimizers")) >= {"sgd", "adam", "sgdm", "adamax"}
+
+
+def test_installed_example_plugin_registers_tv_loss(monkeypatch, tv_plugin_site):
+    monkeypatch.syspath_prepend(str(tv_plugin_site))
+    monkeypatch.delenv(plugins.registry.ENV_VAR, raising=False)
+    info = {i.name: i for i in plugins.discover("losses")}["TV"]
+    assert info.distribution == "pulse-tv-loss" and info.loaded
+    assert callable(plugins.load("losses", "TV"))
+
+
+def test_env_var_limits_third_party_plugins_but_keeps_builtins(monkeypatch, tv_plugin_site):
+    monkeypatch.syspath_prepend(str(tv_plugin_site))
+    monkeypatch.setenv(plugins.registry.ENV_VAR, "")
+    assert "TV" not in plugins.available("losses")
+    assert "L2" in plugins.available("losses")
+    with pytest.raises(plugins.PluginError, match="disabled by PULSE_PLUGINS"):
+        plugins.load("losses", "TV")
+    monkeypatch.setenv(plugins.registry.ENV_VAR, "pulse-tv-loss")
+    assert "TV" in plugins.available("losses")
+
+
+def test_broken_plugin_is_listed_with_its_error_and_skipped(monkeypatch, tmp_path):
+    _mount_distribution(
+        tmp_path, "pulse-broken", "[pulse_cli.losses]\nBROKEN = pulse_broken:loss\n",
+        "pulse_broken", "raise ImportError('needs a library that is not installed')\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(plugins.registry.ENV_VAR, raising=False)
+    info = {i.name: i for i in plugins.discover("losses")}["BROKEN"]
+    assert not info.loaded and "needs a library that is not installed" in info.error
+    assert "BROKEN" not in plugins.available("losses")
+    with pytest.raises(plugins.PluginError, match="failed to load: ImportError"):
+        plugins.load("losses", "BROKEN")
+
+
+def test_unknown_plugin_error_lists_the_known_ones():
+    with pytest.raises(plugins.PluginError, match="unknown optimizer 'lbfgs'; known: adam, adamax, sgd"):
+        plugins.load("optimizers", "lbfgs")
