@@ -1,0 +1,51 @@
+"""The forward pass a PULSE step differentiates: latent → image → downscale → loss terms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import paddle
+from paddle import nn
+
+from pulse_cli.graphs.bicubic import BicubicDownsample
+from pulse_cli.graphs.losses import LossInputs, LossTerm
+from pulse_cli.models.generator import Generator
+
+
+class Objective(nn.Layer):
+    """Scores searched latents against low-resolution references.
+
+    ``forward(latent [B, 1 or L, D], noise, ref_im [B,3,r,r])`` returns the image [B,3,R,R] in
+    [0, 1], its bicubic downscale, the weighted total per image [B] and the stacked terms [T, B]
+    in the order of ``term_names``. A latent with one layer is tiled over the generator's layers.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        factor: int,
+        weighted_terms: Sequence[tuple[float, str]],
+        terms: Mapping[str, LossTerm],
+        eps: float,
+    ) -> None:
+        super().__init__()
+        self.generator = generator
+        self.downsample = BicubicDownsample(factor)
+        self.weights = [float(weight) for weight, _ in weighted_terms]
+        self.term_names = [name for _, name in weighted_terms]
+        self.term_fns = [terms[name] for name in self.term_names]
+        self.eps = float(eps)
+
+    def forward(
+        self, latent: paddle.Tensor, noise: list[paddle.Tensor], ref_im: paddle.Tensor
+    ) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor, paddle.Tensor]:
+        latent = latent.expand([-1, self.generator.num_layers, -1])
+        latent_in = self.generator.map_latent(latent)
+        gen_im = self.generator(latent_in, noise)
+        gen_im_lr = self.downsample(gen_im)
+        inputs = LossInputs(latent=latent_in, gen_im=gen_im, gen_im_lr=gen_im_lr, ref_im=ref_im, eps=self.eps)
+        values = [fn(inputs) for fn in self.term_fns]
+        total = values[0] * self.weights[0]
+        for weight, value in zip(self.weights[1:], values[1:]):
+            total = total + value * weight
+        return gen_im, gen_im_lr, total, paddle.stack(values)

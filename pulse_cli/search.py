@@ -1,0 +1,211 @@
+"""PULSE's latent search: projected gradient descent on spheres for an image that downscales right."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import paddle
+
+from pulse_cli import plugins
+from pulse_cli.graphs.losses import parse_loss_str
+from pulse_cli.graphs.objective import Objective
+from pulse_cli.models.generator import Generator
+from pulse_cli.options import SearchOptions
+from pulse_cli.schedules import make_scheduler
+from pulse_cli.spherical import SphericalOptimizer
+
+
+class SearchError(ValueError):
+    """A search that cannot start or cannot go on (bad reference shape, non-finite loss)."""
+
+
+@dataclass
+class StepReport:
+    """What one step saw, for progress bars and intermediate images."""
+
+    step: int
+    steps: int
+    total: np.ndarray  # [B]
+    l2: np.ndarray | None  # [B], when the loss has an L2 term
+    gen_im: np.ndarray | None = None  # [B,3,R,R] in [0,1], only with save_intermediate
+    gen_im_lr: np.ndarray | None = None
+
+
+@dataclass
+class SearchResult:
+    """The outcome of one search over a batch of references.
+
+    ``log`` maps TOTAL and each loss term to an array [steps_run, B], recorded before each step.
+    ``best_image`` is each image's lowest-TOTAL image; ``eps_met`` says whether its L2 is within eps.
+    ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
+    """
+
+    log: dict[str, np.ndarray]
+    best_image: np.ndarray
+    best_image_lr: np.ndarray
+    best_step: np.ndarray
+    best_l2: np.ndarray
+    eps_met: np.ndarray
+    final_latent: np.ndarray
+    steps_run: int
+    seconds: float
+    errors: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class StartingPoint:
+    """The latent and noise a search starts from, as numpy arrays."""
+
+    latent: np.ndarray  # [B, 1 or L, D]
+    noise: list[np.ndarray]  # one [B,1,r,r] per noise layer
+
+
+def _reference_factor(generator: Generator, ref_im: np.ndarray) -> int:
+    if ref_im.ndim != 4 or ref_im.shape[1] != 3 or ref_im.shape[2] != ref_im.shape[3]:
+        raise SearchError(f"reference images must be [B,3,r,r], got shape {list(ref_im.shape)}")
+    side = ref_im.shape[2]
+    factor = generator.resolution // side
+    if side * factor != generator.resolution or factor & (factor - 1):
+        raise SearchError(
+            f"a {side}x{side} reference does not divide {generator.name}'s {generator.resolution} px "
+            "output by a power of two"
+        )
+    return factor
+
+
+def draw_start(
+    generator: Generator, batch: int, options: SearchOptions, rng: np.random.Generator
+) -> StartingPoint:
+    """A random starting point as PULSE draws it: Gaussian latent, then Gaussian noise per layer."""
+    layers = 1 if options.tile_latent else generator.num_layers
+    latent = rng.standard_normal((batch, layers, generator.latent_dim), dtype=np.float32)
+    if generator.latent_radius is not None:
+        norms = np.sqrt((latent**2).sum(-1, keepdims=True))
+        latent = latent / norms * np.float32(generator.latent_radius)
+    noise = [rng.standard_normal((batch, 1, r, r), dtype=np.float32) for r in generator.noise_resolutions]
+    return StartingPoint(latent, noise)
+
+
+def _noise_variables(
+    generator: Generator, start: StartingPoint, options: SearchOptions
+) -> tuple[list[paddle.Tensor], list[paddle.Tensor]]:
+    """All noise inputs, and the subset that is optimized, per PULSE's noise options."""
+    bad = options.bad_layers(len(generator.noise_resolutions))
+    noise, trainable = [], []
+    for i, values in enumerate(start.noise):
+        if options.noise_type == "zero" or i in bad:
+            noise.append(paddle.zeros(values.shape, dtype="float32"))
+        elif options.noise_type == "trainable" and i < options.num_trainable_noise_layers:
+            tensor = paddle.to_tensor(values, stop_gradient=False)
+            noise.append(tensor)
+            trainable.append(tensor)
+        else:
+            noise.append(paddle.to_tensor(values))
+    return noise, trainable
+
+
+def build_objective(generator: Generator, factor: int, options: SearchOptions) -> Objective:
+    """The scoring layer for these options, with loss terms taken from the loss plugins."""
+    terms = plugins.available("losses")
+    weighted = parse_loss_str(options.loss_str, terms)
+    return Objective(generator, factor, weighted, terms, options.eps)
+
+
+def search(
+    model: Generator,
+    ref_im: np.ndarray,
+    options: SearchOptions | None = None,
+    init_latent: np.ndarray | None = None,
+    init_noise: Sequence[np.ndarray] | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    objective: Objective | None = None,
+) -> SearchResult:
+    """Run PULSE on a batch of low-resolution references ``ref_im`` [B,3,r,r] in [0, 1].
+
+    ``init_latent``/``init_noise`` replace the random starting point (as the reference's fixtures
+    do). ``objective`` replaces the eager scoring layer (the static backend passes a compiled one).
+    """
+    options = options or SearchOptions()
+    ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
+    factor = _reference_factor(model, ref_np)
+    batch = ref_np.shape[0]
+    start = draw_start(model, batch, options, np.random.default_rng(options.seed))
+    if init_latent is not None:
+        start.latent = np.asarray(init_latent, dtype=np.float32)
+    if init_noise is not None:
+        start.noise = [np.asarray(n, dtype=np.float32) for n in init_noise]
+    if objective is None:
+        objective = build_objective(model, factor, options)
+    model.eval()
+    for param in model.parameters():
+        param.stop_gradient = True
+
+    latent = paddle.to_tensor(start.latent, stop_gradient=False)
+    noise, trainable_noise = _noise_variables(model, start, options)
+    ref = paddle.to_tensor(ref_np)
+    scheduler = make_scheduler(options.lr_schedule, options.steps, options.learning_rate)
+    make_optimizer = plugins.load("optimizers", options.opt_name)
+    variables = [latent, *trainable_noise]
+    optimizer = SphericalOptimizer(make_optimizer(variables, scheduler), variables)
+
+    names = ["TOTAL", *objective.term_names]
+    log: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    best_total = np.full(batch, np.inf)
+    best_image = np.zeros((batch, 3, model.resolution, model.resolution), np.float32)
+    best_image_lr = np.zeros_like(ref_np)
+    best_step = np.full(batch, -1, dtype=np.int64)
+    best_l2 = np.full(batch, np.inf)
+    errors: list[str | None] = [None] * batch
+    began = time.perf_counter()
+    steps_run = 0
+    for step in range(options.steps):
+        optimizer.clear_grad()
+        gen_im, gen_im_lr, total, terms = objective(latent, noise, ref)
+        total_np = total.numpy().astype(np.float64)
+        terms_np = terms.numpy().astype(np.float64)
+        log["TOTAL"].append(total_np)
+        for name, values in zip(names[1:], terms_np):
+            log[name].append(values)
+        l2 = terms_np[names.index("L2") - 1] if "L2" in names else None
+        for i in np.flatnonzero(~np.isfinite(total_np)):
+            if errors[i] is None:
+                errors[i] = f"the loss became {total_np[i]} at step {step}; the search for this image stopped"
+        improved = np.isfinite(total_np) & (total_np < best_total)
+        if improved.any():
+            images, images_lr = gen_im.numpy(), gen_im_lr.numpy()
+            best_total[improved] = total_np[improved]
+            best_image[improved] = images[improved]
+            best_image_lr[improved] = images_lr[improved]
+            best_step[improved] = step
+            if l2 is not None:
+                best_l2[improved] = l2[improved]
+        steps_run = step + 1
+        if on_step is not None:
+            report = StepReport(step, options.steps, total_np, l2)
+            if options.save_intermediate:
+                report.gen_im, report.gen_im_lr = gen_im.numpy(), gen_im_lr.numpy()
+            on_step(report)
+        if all(error is not None for error in errors):
+            break
+        if options.early_stop and l2 is not None and bool(np.all(best_l2 <= options.eps)):
+            break
+        paddle.where(paddle.isfinite(total), total, paddle.zeros_like(total)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    eps_met = (best_l2 <= options.eps) & np.array([error is None for error in errors])
+    return SearchResult(
+        log={name: np.stack(values) if values else np.zeros((0, batch)) for name, values in log.items()},
+        best_image=np.clip(best_image, 0, 1),
+        best_image_lr=np.clip(best_image_lr, 0, 1),
+        best_step=best_step,
+        best_l2=best_l2,
+        eps_met=eps_met,
+        final_latent=latent.numpy(),
+        steps_run=steps_run,
+        seconds=time.perf_counter() - began,
+        errors=errors,
+    )
+

@@ -1,0 +1,114 @@
+"""The latent search: the paper's trajectory, and PULSE's per-image bookkeeping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.options import SearchOptions
+from pulse_cli.search import SearchError, search
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) / np.abs(b)
+
+
+@pytest.fixture(scope="module")
+def small_random_stylegan():
+    """A tiny untrained StyleGAN (32 px, 8 latent layers): fast enough to search in tests."""
+    return StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def two_references(small_random_stylegan):
+    """Two 8x8 references: downscales of two images the generator itself makes."""
+    rng = np.random.default_rng(11)
+    latent = paddle.to_tensor(rng.standard_normal((2, 8, 512), dtype=np.float32))
+    noise = [paddle.zeros([2, 1, r, r]) for r in small_random_stylegan.noise_resolutions]
+    with paddle.no_grad():
+        image = small_random_stylegan(small_random_stylegan.map_latent(latent), noise)
+        return paddle.nn.functional.avg_pool2d(image, 4).numpy()
+
+
+def test_search_follows_the_reference_trajectory(reference_dir):
+    config = json.loads((reference_dir / "trajectory_small.json").read_text())
+    small = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
+    init = np.load(reference_dir / "trajectory_small_init.npz")
+    expected = np.load(reference_dir / "trajectory_small_result.npz")
+    model = StyleGAN.from_files(
+        reference_dir / "stylegan_small.pt", gaussian_fit=reference_dir / "gaussian_fit.pt", **small
+    )
+    options = SearchOptions(
+        **{key: config[key] for key in (
+            "loss_str", "eps", "noise_type", "num_trainable_noise_layers", "tile_latent",
+            "bad_noise_layers", "opt_name", "learning_rate", "steps", "lr_schedule",
+        )}
+    )
+    noise = [init[f"noise_{i}"] for i in range(model.num_layers)]
+    result = search(model, init["ref_im"], options, init_latent=init["latent"], init_noise=noise)
+
+    for name in ("TOTAL", "L2", "GEOCROSS"):
+        ours, ref = result.log[name][:, 0], expected[name]
+        assert ours.shape == ref.shape
+        assert _relative(ours[0], ref[0]) < 1e-4, name
+        assert _relative(ours[:5], ref[:5]).max() < 1e-3, name
+        assert _relative(ours, ref).max() < 3e-2, name
+    assert _relative(result.log["L2"][-1, 0], expected["L2"][-1]) < 0.10
+
+
+def test_best_image_is_tracked_per_image(small_random_stylegan, two_references):
+    options = SearchOptions(steps=12, seed=5, bad_noise_layers="7")
+    result = search(small_random_stylegan, two_references, options)
+    totals = result.log["TOTAL"]
+    assert totals.shape == (12, 2)
+    np.testing.assert_array_equal(result.best_step, totals.argmin(axis=0))
+    np.testing.assert_allclose(result.best_l2, result.log["L2"][result.best_step, [0, 1]])
+    np.testing.assert_array_equal(result.eps_met, result.best_l2 <= options.eps)
+    assert result.best_image.shape == (2, 3, 32, 32)
+    assert result.best_image.min() >= 0 and result.best_image.max() <= 1
+
+
+def test_same_seed_gives_the_same_search(small_random_stylegan, two_references):
+    options = SearchOptions(steps=3, seed=7)
+    first = search(small_random_stylegan, two_references, options)
+    second = search(small_random_stylegan, two_references, options)
+    np.testing.assert_array_equal(first.log["TOTAL"], second.log["TOTAL"])
+    third = search(small_random_stylegan, two_references, options.with_(seed=8))
+    assert not np.array_equal(first.log["TOTAL"], third.log["TOTAL"])
+
+
+def test_latent_stays_on_its_sphere(small_random_stylegan, two_references):
+    rng = np.random.default_rng(0)
+    init = rng.standard_normal((2, 8, 512), dtype=np.float32)
+    result = search(small_random_stylegan, two_references, SearchOptions(steps=4), init_latent=init)
+    np.testing.assert_allclose(
+        np.linalg.norm(result.final_latent, axis=-1), np.linalg.norm(init, axis=-1), rtol=1e-5
+    )
+
+
+def test_tiled_latent_searches_one_vector_for_all_layers(small_random_stylegan, two_references):
+    result = search(small_random_stylegan, two_references, SearchOptions(steps=2, tile_latent=True, seed=1))
+    assert result.final_latent.shape == (2, 1, 512)
+
+
+def test_non_finite_loss_stops_only_that_image(small_random_stylegan, two_references):
+    refs = two_references.copy()
+    refs[1, 0, 0, 0] = np.nan
+    result = search(small_random_stylegan, refs, SearchOptions(steps=3, seed=2))
+    assert result.errors[0] is None and result.eps_met[1] == np.False_
+    assert "loss became nan at step 0" in result.errors[1]
+    assert np.isfinite(result.log["TOTAL"][:, 0]).all()
+
+
+def test_early_stop_ends_once_every_image_meets_eps(small_random_stylegan, two_references):
+    result = search(small_random_stylegan, two_references, SearchOptions(steps=20, eps=1e6, early_stop=True))
+    assert result.steps_run == 1 and result.eps_met.all()
+
+
+def test_reference_that_does_not_divide_the_output_is_refused(small_random_stylegan):
+    with pytest.raises(SearchError, match="does not divide"):
+        search(small_random_stylegan, np.zeros((1, 3, 12, 12), np.float32), SearchOptions(steps=1))
