@@ -1,0 +1,123 @@
+"""NIQE's block features run as an ONNX graph (exported from ``pulse_cli.graphs.niqe``) in onnxruntime.
+
+The graph is exported once per variant, channel count and package version and kept in the
+user cache folder (``pulse_cli.models.cache.cache_dir()``); height and width are dynamic, so
+one file serves every image size. The file name also carries a digest of the sources that
+define the graph, so a changed implementation never reuses a stale export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import pulse_cli
+from pulse_cli.atomic import atomic_write
+from pulse_cli.models.cache import cache_dir
+from pulse_cli.niqe.variants import Variant, get_variant
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+OPSET = 17
+INPUT = "image"
+GRAPH_SOURCES = ("graphs/niqe.py", "niqe/variants.py", "niqe/luma.py")
+
+
+def onnx_block_features(array: np.ndarray, variant: Variant) -> np.ndarray:
+    """The [blocks, 36] features of an image cropped to whole blocks (H×W or H×W×3, values in [0, 255])."""
+    channels = 1 if array.ndim == 2 else 3
+    image = np.ascontiguousarray(array.reshape(*array.shape[:2], channels), dtype=np.float64)
+    (features,) = session(variant.name, channels).run(None, {INPUT: image})
+    return features
+
+
+@cache
+def session(variant_name: str, channels: int) -> onnxruntime.InferenceSession:
+    """An onnxruntime session of the cached graph, exporting it first when the cache lacks it."""
+    import onnxruntime as ort
+
+    path = graph_path(variant_name, channels)
+    if not path.is_file():
+        export_graph(get_variant(variant_name), channels, path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # paddle2onnx leaves unused initializers, which onnxruntime lists
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def graph_path(variant_name: str, channels: int) -> Path:
+    """Where the exported graph of this variant and channel count lives in the cache."""
+    digest = hashlib.sha256()
+    package = Path(pulse_cli.__file__).parent
+    for source in GRAPH_SOURCES:
+        digest.update((package / source).read_bytes())
+    name = f"niqe-{variant_name}-{channels}ch-v{pulse_cli.__version__}-{digest.hexdigest()[:12]}.onnx"
+    return cache_dir() / "niqe" / name
+
+
+def export_graph(variant: Variant, channels: int, path: Path) -> Path:
+    """Build ``NiqeFeatures`` in Paddle, save it as a static graph, convert it to ONNX at ``path``.
+
+    Paddle and paddle2onnx print progress on the process's stdout and stderr; that output is
+    held back (so that ``--json`` output stays clean) and shown only if the export fails.
+    """
+    import paddle
+    import paddle2onnx
+
+    from pulse_cli.graphs.niqe import NiqeFeatures
+
+    layer = NiqeFeatures(variant, channels)
+    layer.eval()
+    spec = [paddle.static.InputSpec([None, None, channels], "float64", INPUT)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = Path(folder) / "niqe"
+        params = prefix.with_suffix(".pdiparams")
+        onnx_file = prefix.with_suffix(".onnx")
+        with _captured_output(Path(folder) / "log.txt"):
+            paddle.jit.save(layer, str(prefix), input_spec=spec)
+            paddle2onnx.export(
+                str(prefix.with_suffix(".json")),
+                str(params) if params.exists() else "",
+                str(onnx_file),
+                opset_version=OPSET,
+                optimize_tool="None",
+            )
+        with atomic_write(path) as file:
+            file.write(onnx_file.read_bytes())
+    return path
+
+
+@contextlib.contextmanager
+def _captured_output(log: Path) -> Iterator[None]:
+    """Send file descriptors 1 and 2 (C++ code writes there too) to ``log`` for the block; on an
+    error, raise a RuntimeError that carries what was written."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(log, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    except Exception as error:
+        output = log.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"exporting the NIQE graph to ONNX failed: {error}\n{output}") from error
+    finally:
+        for fd in saved:
+            os.close(fd)
