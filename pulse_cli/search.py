@@ -159,6 +159,7 @@ def search(
     best_step = np.full(batch, -1, dtype=np.int64)
     best_l2 = np.full(batch, np.inf)
     errors: list[str | None] = [None] * batch
+    eps = float(np.float32(options.eps))  # L2 is clamped to eps in float32: compare at that precision
     began = time.perf_counter()
     steps_run = 0
     for step in range(options.steps):
@@ -190,12 +191,12 @@ def search(
             on_step(report)
         if all(error is not None for error in errors):
             break
-        if options.early_stop and l2 is not None and bool(np.all(best_l2 <= options.eps)):
+        if options.early_stop and l2 is not None and bool(np.all(best_l2 <= eps)):
             break
         paddle.where(paddle.isfinite(total), total, paddle.zeros_like(total)).sum().backward()
         optimizer.step()
         scheduler.step()
-    eps_met = (best_l2 <= options.eps) & np.array([error is None for error in errors])
+    eps_met = (best_l2 <= eps) & np.array([error is None for error in errors])
     return SearchResult(
         log={name: np.stack(values) if values else np.zeros((0, batch)) for name, values in log.items()},
         best_image=np.clip(best_image, 0, 1),

@@ -112,3 +112,11 @@ def test_early_stop_ends_once_every_image_meets_eps(small_random_stylegan, two_r
 def test_reference_that_does_not_divide_the_output_is_refused(small_random_stylegan):
     with pytest.raises(SearchError, match="does not divide"):
         search(small_random_stylegan, np.zeros((1, 3, 12, 12), np.float32), SearchOptions(steps=1))
+
+
+def test_an_image_at_the_eps_floor_meets_eps(small_random_stylegan, two_references):
+    """L2 is clamped to eps in float32; an image at that floor counts as meeting eps."""
+    result = search(small_random_stylegan, two_references, SearchOptions(steps=1, eps=0.7))
+    at_floor = result.best_l2 == np.float32(0.7)
+    assert at_floor.any()
+    assert result.eps_met[at_floor].all()
