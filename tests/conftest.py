@@ -29,3 +29,47 @@ def _cpu_paddle() -> None:
     import paddle
 
     paddle.set_device("cpu")
+
+
+@pytest.fixture(scope="session")
+def tv_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin distribution in plugins/, installed with pip into its own folder."""
+    import subprocess
+    import sys
+
+    site = tmp_path_factory.mktemp("tv-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(ROOT / "plugins" / "pulse-tv-loss")],
+        check=True,
+    )  # fmt: skip
+    return site
+
+
+@pytest.fixture(scope="session")
+def dcgan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding the default model, fetched through pip once per session."""
+    from pulse_cli.models.dcgan import DIGIFACE
+
+    folder = tmp_path_factory.mktemp("pulse-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(folder))
+        DIGIFACE.pull()
+    return folder
+
+
+@pytest.fixture
+def dcgan_cache(dcgan_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``PULSE_CACHE_DIR`` pointed at the session's filled cache (subprocesses inherit it)."""
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(dcgan_cache_dir))
+    return dcgan_cache_dir
+
+
+@pytest.fixture(scope="session")
+def dcgan_generator(dcgan_cache_dir: Path):
+    """The default generator, loaded once per session from the session's cache."""
+    from pulse_cli.models.dcgan import DIGIFACE
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(dcgan_cache_dir))
+        return DIGIFACE.load()

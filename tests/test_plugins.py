@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pulse_cli import plugins
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _mount_distribution(site: Path, name: str, entry_points: str, module: str, source: str) -> None:
@@ -20,18 +16,6 @@ def _mount_distribution(site: Path, name: str, entry_points: str, module: str, s
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(entry_points)
     (site / f"{module}.py").write_text(source)
-
-
-@pytest.fixture(scope="session")
-def tv_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin distribution in plugins/, installed with pip into its own folder."""
-    site = tmp_path_factory.mktemp("tv-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(ROOT / "plugins" / "pulse-tv-loss")],
-        check=True,
-    )
-    return site
 
 
 def test_builtin_losses_and_optimizers_come_from_entry_points(monkeypatch):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pulse_cli.cli.app import app
+import warnings
+
+# Paddle warns on import that it cannot find ccache (for compiling C++ extensions, unused here).
+warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+
+# Each command module registers its commands on ``app`` when imported.
+from pulse_cli.cli import demo, export, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
+from pulse_cli.cli.app import app  # noqa: E402
 
 
 def main() -> None:

@@ -1,0 +1,121 @@
+"""Reading low-resolution input images: any common format and mode in, RGB floats out, or a clear error."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
+MAX_PIXELS = 4096 * 4096  # far above any sensible input; more is a decompression bomb or a mistake
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}
+
+
+class InputImageError(ValueError):
+    """An input that cannot be upsampled; the message is one line naming the file and the cause."""
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = Path(path)
+        self.cause = cause
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """A decoded image of any mode as float32 RGB [H, W, 3] in [0, 1]; alpha is composited on black."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        gray = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(np.clip(gray, 0, 1)[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _signature(path: Path) -> str | None:
+    """The supported format whose magic bytes ``path`` starts with, if any."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as float32 RGB [3, H, W] in [0, 1]: PNG, JPEG, BMP or WebP, any mode.
+
+    Raises ``InputImageError`` for a missing, unreadable, empty, truncated, corrupt or non-image
+    file, and for one over ``MAX_PIXELS`` (checked from the header, before decoding).
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise InputImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise InputImageError(
+                        path, f"image is {width}x{height}, over the {MAX_PIXELS:,}-pixel limit for an input"
+                    )
+                if width == 0 or height == 0:
+                    raise InputImageError(path, f"image has no pixels ({width}x{height})")
+                image.load()
+                return np.ascontiguousarray(_to_rgb(image).transpose(2, 0, 1))
+    except InputImageError:
+        raise
+    except UnidentifiedImageError:
+        kind = _signature(path)
+        if kind is not None:
+            raise InputImageError(path, f"truncated or corrupt {kind} file") from None
+        raise InputImageError(path, f"not an image in a supported format ({', '.join(FORMATS)})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputImageError(path, f"too many pixels to decode safely ({exc})") from None
+    except FileNotFoundError:
+        raise InputImageError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputImageError(path, "is a folder, not an image file") from None
+    except PermissionError:
+        raise InputImageError(path, "cannot be read (permission denied)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputImageError(path, f"truncated or corrupt image ({cause})") from None
+
+
+def upscale_factor(side: int, resolution: int) -> int | None:
+    """How much a ``side``-pixel input is enlarged by a ``resolution``-pixel generator, or None when
+    ``side`` is not ``resolution`` divided by a power of two (at least 2) and at least 2 pixels."""
+    if side < 2 or resolution % side:
+        return None
+    factor = resolution // side
+    return factor if factor >= 2 and factor & (factor - 1) == 0 else None
+
+
+def valid_sides(resolution: int) -> list[int]:
+    """The input sides a ``resolution``-pixel generator accepts, largest first."""
+    return [side for side in range(resolution - 1, 1, -1) if upscale_factor(side, resolution)]
+
+
+def load_input(path: str | Path, resolution: int) -> np.ndarray:
+    """An input image checked for a generator of ``resolution`` pixels: [3, r, r] floats in [0, 1]."""
+    image = read_image(path)
+    height, width = image.shape[1:]
+    if height != width:
+        raise InputImageError(path, f"image is {width}x{height}; inputs must be square")
+    if upscale_factor(width, resolution) is None:
+        sides = "/".join(f"{side}x{side}" for side in valid_sides(resolution))
+        raise InputImageError(
+            path,
+            f"a {width}x{width} input does not divide the model's {resolution}x{resolution} output by a "
+            f"power of two (use {sides})",
+        )
+    return image
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """A float [3, H, W] image in [0, 1] as an 8-bit RGB PIL image (rounded, clipped)."""
+    array = np.clip(np.asarray(image, dtype=np.float32).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255)
+    return Image.fromarray(array.astype(np.uint8), "RGB")

@@ -1,0 +1,261 @@
+"""The ``pulse`` command line: exit codes, one-line errors, the JSON summary, plugins and models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from pulse_cli.cli import app
+from pulse_cli.weights import read_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+FAST = ["--steps", "2", "--seed", "3"]
+
+
+def write_faces(folder: Path, sides: dict[str, int]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for name, side in sides.items():
+        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def assert_one_line_error(result, *fragments: str, only: bool = True) -> None:
+    """Each of ``fragments`` is on an ``error:`` line of stderr, with no traceback; with ``only``,
+    stderr holds nothing but error lines (no progress: nothing was attempted)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert errors and (not only or errors == lines), result.stderr
+    for fragment in fragments:
+        assert any(fragment in line for line in errors), result.stderr
+
+
+def test_upsample_writes_outputs_report_and_sheet_and_exits_0(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 8, "c.png": 32})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["a.png", "b.png", "c.png", "contact_sheet.png", "report.json"]
+    assert all(Image.open(out / f"{n}.png").size == (64, 64) for n in "abc")
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["name"] == "dcgan-digiface" and report["summary"]["ok"] == 3
+    assert "3 upsampled" in result.stdout
+
+
+def test_a_failed_image_gets_one_error_line_and_exit_1(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"good.png": 16, "odd.png": 12})
+    (inputs / "empty.jpg").write_bytes(b"")
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 1
+    odd, empty = f"{inputs / 'odd.png'}: a 12x12 input", f"{inputs / 'empty.jpg'}: empty file"
+    assert_one_line_error(result, odd, empty, only=False)
+    assert (tmp_path / "out" / "good.png").is_file()
+
+
+def test_json_prints_one_machine_readable_summary(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST, "--json", "--duplicates", "2")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["summary"]["ok"] == 4 and summary["report"] == str(tmp_path / "out" / "report.json")
+    assert [image["name"] for image in summary["images"]] == ["a_1", "a_2", "b_1", "b_2"]
+    assert summary["options"]["steps"] == 2 and summary["options"]["duplicates"] == 2
+
+
+def test_search_flags_map_onto_search_options(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke(
+        "upsample", inputs, "-o", tmp_path / "out", "--json", "--steps", "3", "--eps", "0.01", "--seed", "5",
+        "--loss-str", "10*L2+1*L1", "--noise-type", "fixed", "--num-trainable-noise-layers", "2",
+        "--tile-latent", "--bad-noise-layers", "1.2", "--opt-name", "sgdm", "--learning-rate", "0.1",
+        "--lr-schedule", "linear1cycle", "--batch-size", "2", "--starts", "2", "--early-stop",
+        "--save-intermediate", "--save-latent",
+    )
+    assert result.exit_code == 0, result.output
+    options = json.loads(result.stdout)["options"]
+    assert options == {
+        **options, "steps": 3, "eps": 0.01, "seed": 5, "loss_str": "10*L2+1*L1", "noise_type": "fixed",
+        "num_trainable_noise_layers": 2, "tile_latent": True, "bad_noise_layers": "1.2", "opt_name": "sgdm",
+        "learning_rate": 0.1, "lr_schedule": "linear1cycle", "batch_size": 2, "starts": 2, "early_stop": True,
+        "save_intermediate": True, "backend": "dygraph",
+    }
+    assert (tmp_path / "out" / "a.npy").is_file() and (tmp_path / "out" / "a" / "HR").is_dir()
+
+
+def test_shard_flag_takes_a_disjoint_slice(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {f"{n}.png": 8 for n in "abcde"})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST, "--shard", "1/2")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("?.png")) == ["b.png", "d.png"]
+    assert (tmp_path / "out" / "report_shard1of2.json").is_file()
+
+
+def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monkeypatch):
+    import pulse_cli.upsample
+
+    real_search, calls = pulse_cli.upsample.search, []
+
+    def interrupted_second_search(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(pulse_cli.upsample, "search", interrupted_second_search)
+    inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16, "c.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 130
+    assert_one_line_error(result, "interrupted: finished images and the report of them are kept", only=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["summary"]["interrupted"] and [r["name"] for r in report["images"]] == ["a"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "report.json"]
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--steps", "0"], ["steps must be at least 1"]),
+        (["--shard", "2/2"], ["shard 2/2: need 0 <= K < N"]),
+        (["--shard", "half"], ["expected K/N"]),
+        (["--loss-str", "100*L3"], ["bad loss string '100*L3'"]),
+        (["--opt-name", "lbfgs"], ["unknown optimizer 'lbfgs'"]),
+        (["--model", "nope"], ["unknown generator 'nope'", "dcgan-digiface", "stylegan-ffhq"]),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(dcgan_cache, tmp_path, args, fragments):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *args)
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, *fragments)
+
+
+def test_missing_or_empty_input_folder_exits_2(dcgan_cache, tmp_path):
+    result = invoke("upsample", tmp_path / "nowhere", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_line_error(result, f"input folder {tmp_path / 'nowhere'} does not exist")
+    (tmp_path / "empty").mkdir()
+    result = invoke("upsample", tmp_path / "empty", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "has no files to upsample")
+
+
+def test_stylegan_ffhq_without_weights_says_which_files_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(tmp_path / "cache"))
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", "--model", "stylegan-ffhq")
+    assert result.exit_code == 2
+    assert_one_line_error(
+        result, "stylegan-ffhq needs its weights", "synthesis.pt", "gaussian_fit.pt", "mapping.pt",
+        str(tmp_path / "cache" / "stylegan-ffhq"), "--weights",
+    )
+
+
+@pytest.mark.skipif(paddle.is_compiled_with_cuda(), reason="this Paddle has CUDA")
+def test_gpu_device_without_cuda_is_a_clear_error(tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", "--device", "gpu")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "--device gpu: this Paddle was built without CUDA")
+
+
+def _run_pulse(args: list[str], site: Path, **env: str) -> subprocess.CompletedProcess:
+    """``pulse ARGS`` in a fresh interpreter with ``site`` (plugin folders) on its path."""
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    environment = {**os.environ, "PYTHONPATH": path, **env}
+    command = [sys.executable, "-m", "pulse_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+
+
+def test_example_plugin_loss_runs_end_to_end(dcgan_cache, tv_plugin_site, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    loss = "100*L2+0.05*GEOCROSS+0.01*TV"
+    args = ["upsample", str(inputs), "-o", str(tmp_path / "out"), *FAST, "--loss-str", loss, "--json"]
+    result = _run_pulse(args, tv_plugin_site)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["options"]["loss_str"] == loss and summary["summary"]["ok"] == 1
+    assert (tmp_path / "out" / "a.png").is_file()
+
+    disabled = _run_pulse(args + ["--overwrite"], tv_plugin_site, PULSE_PLUGINS="")
+    assert disabled.returncode == 2
+    assert_one_line_error(disabled, "unknown term 'TV'")
+
+
+def test_plugins_list_shows_group_distribution_and_load_errors(tv_plugin_site, tmp_path):
+    broken = tmp_path / "broken-site"
+    info = broken / "pulse_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pulse-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[pulse_cli.optimizers]\nbroken = pulse_broken:make\n")
+    (broken / "pulse_broken.py").write_text("raise ImportError('needs lbfgs')\n")
+    site = Path(os.pathsep.join([str(tv_plugin_site), str(broken)]))
+    result = _run_pulse(["plugins", "list"], site, COLUMNS="200")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[2].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 4}
+    assert "losses" in rows["TV"] and "pulse-tv-loss" in rows["TV"] and "loaded" in rows["TV"]
+    assert "optimizers" in rows["broken"] and "pulse-broken" in rows["broken"]
+    assert "ImportError: needs lbfgs" in rows["broken"]
+    assert "pulse-cli" in rows["GEOCROSS"] and "generators" in rows["dcgan-digiface"]
+
+
+def test_models_list_and_info_describe_the_generators():
+    listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    assert "dcgan-digiface (default)" in listed.stdout and "stylegan-ffhq" in listed.stdout
+    info = invoke("models", "info", "stylegan-ffhq")
+    assert info.exit_code == 0 and "1024x1024" in info.stdout and "16x16" in info.stdout
+    unknown = invoke("models", "info", "nope")
+    assert unknown.exit_code == 2
+    assert_one_line_error(unknown, "unknown generator 'nope'")
+
+
+def test_models_pull_makes_the_default_model_ready(dcgan_cache):
+    result = invoke("models", "pull", "dcgan-digiface")
+    assert result.exit_code == 0, result.output
+    assert "dcgan-digiface is ready (64x64" in result.stdout
+
+
+def test_models_convert_writes_pdparams_with_the_same_tensors(reference_dir, tmp_path):
+    target = tmp_path / "small.pdparams"
+    result = invoke("models", "convert", reference_dir / "stylegan_small_legacy.pt", "-o", target)
+    assert result.exit_code == 0, result.output
+    original, converted = read_weights(reference_dir / "stylegan_small.pt"), read_weights(target)
+    assert original.keys() == converted.keys()
+    assert all(np.array_equal(original[key], converted[key]) for key in original)
+    bad = invoke("models", "convert", reference_dir / "stylegan_small.json", "-o", target)
+    assert bad.exit_code == 2
+    assert_one_line_error(bad, "stylegan_small.json: not a weights file")
+
+
+def test_fit_gaussian_writes_a_fit_of_the_mapping_network(reference_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(tmp_path / "cache"))
+    target = tmp_path / "fit.npz"
+    result = invoke("fit-gaussian", reference_dir / "mapping.pt", "-o", target, "--samples", "256")
+    assert result.exit_code == 0, result.output
+    with np.load(target) as fit:
+        assert fit["mean"].shape == fit["std"].shape == (512,)
+        assert np.isfinite(fit["mean"]).all() and (fit["std"] > 0).all()
+
+
+def test_every_command_has_help_with_an_example():
+    for command in (["upsample"], ["demo"], ["models", "list"], ["models", "pull"], ["models", "info"],
+                    ["models", "convert"], ["fit-gaussian"], ["plugins", "list"]):
+        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, command
+        assert "Example: pulse" in result.stdout, command

@@ -1,0 +1,207 @@
+"""Reading inputs: every format and mode becomes RGB floats; every bad file becomes one clear line."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pulse_cli.images import MAX_PIXELS, InputImageError, load_input, read_image, upscale_factor, valid_sides
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header announces ``width``×``height`` RGB pixels, with (almost) no pixel data."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + pixels
+
+
+def _gradient(side: int = 16) -> np.ndarray:
+    y, x = np.mgrid[0:side, 0:side] * 255
+    return np.stack([x // (side - 1), y // (side - 1), (x + y) // (2 * side - 2)], -1).astype(np.uint8)
+
+
+def _save(image: Image.Image, path: Path, **params) -> Path:
+    image.save(path, **params)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp"])
+def test_each_format_reads_as_rgb_floats(tmp_path, suffix):
+    pixels = _gradient()
+    params = {"quality": 95} if suffix == ".jpg" else {}
+    path = _save(Image.fromarray(pixels), tmp_path / f"face{suffix}", **params)
+    image = read_image(path)
+    assert image.shape == (3, 16, 16) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    lossy = suffix in (".jpg", ".webp")
+    assert np.abs(image.transpose(1, 2, 0) * 255 - pixels).max() <= (40 if lossy else 0.5)
+
+
+def test_grayscale_palette_and_alpha_modes_become_rgb(tmp_path):
+    pixels = _gradient()
+    rgb = Image.fromarray(pixels)
+    gray = rgb.convert("L")
+    expected_gray = np.asarray(gray, dtype=np.float32) / 255
+    for mode, image in {
+        "L": gray,
+        "LA": gray.convert("LA"),
+        "P": rgb.convert("P"),
+        "RGBA": rgb.convert("RGBA"),
+    }.items():
+        result = read_image(_save(image, tmp_path / f"{mode}.png"))
+        assert result.shape == (3, 16, 16), mode
+        if mode in ("L", "LA"):
+            np.testing.assert_allclose(result, np.broadcast_to(expected_gray, (3, 16, 16)), atol=1e-6)
+        if mode == "RGBA":
+            np.testing.assert_allclose(result.transpose(1, 2, 0) * 255, pixels, atol=0.5)
+
+
+def test_transparent_pixels_are_composited_on_black(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[:4, :, 3] = 255  # top half opaque white, bottom half transparent white
+    image = read_image(_save(Image.fromarray(rgba, "RGBA"), tmp_path / "alpha.png"))
+    assert image[:, :4].min() == 1.0 and image[:, 4:].max() == 0.0
+
+
+def test_sixteen_bit_grayscale_keeps_its_range(tmp_path):
+    values = np.array([[0, 32768], [65535, 16384]], dtype=np.uint16).repeat(4, 0).repeat(4, 1)
+    path = _save(Image.fromarray(values), tmp_path / "deep.png")
+    assert Image.open(path).mode.startswith("I")
+    image = read_image(path)
+    np.testing.assert_allclose(image[0], values / 65535, atol=1e-6)
+    np.testing.assert_array_equal(image[0], image[2])
+
+
+def _assert_one_line_naming(error: pytest.ExceptionInfo, path: Path, cause: str) -> None:
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert cause in message
+
+
+def test_zero_byte_file_is_refused(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "empty file (0 bytes)")
+
+
+@pytest.mark.parametrize(
+    "fmt,suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("BMP", ".bmp")]
+)
+def test_truncated_file_is_refused(tmp_path, fmt, suffix):
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(buffer, fmt)
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "truncated or corrupt")
+
+
+def test_header_only_image_is_refused_as_truncated(tmp_path):
+    path = tmp_path / "header.png"
+    path.write_bytes(_png_header_only(16, 16)[:40])
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "truncated or corrupt PNG")
+
+
+def test_non_image_file_is_refused(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("these are not pixels\n")
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "not an image in a supported format")
+
+
+def test_unsupported_image_format_is_refused(tmp_path):
+    path = _save(Image.fromarray(_gradient()), tmp_path / "face.gif")
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "not an image in a supported format (PNG, JPEG, BMP, WEBP)")
+
+
+def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path):
+    side = int(MAX_PIXELS**0.5) + 1
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header_only(side, side))
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, f"image is {side}x{side}, over the")
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(20000, 20000))  # 400 megapixels announced in a few bytes
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "too many pixels to decode safely")
+
+
+def test_missing_and_folder_paths_are_refused(tmp_path):
+    with pytest.raises(InputImageError) as error:
+        read_image(tmp_path / "gone.png")
+    _assert_one_line_naming(error, tmp_path / "gone.png", "no such file")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(InputImageError) as error:
+        read_image(tmp_path / "folder.png")
+    _assert_one_line_naming(error, tmp_path / "folder.png", "is a folder")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_refused(tmp_path):
+    path = _save(Image.fromarray(_gradient()), tmp_path / "locked.png")
+    path.chmod(0)
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "permission denied")
+
+
+def test_file_the_system_refuses_to_open_is_refused(tmp_path, monkeypatch):
+    path = _save(Image.fromarray(_gradient()), tmp_path / "locked.png")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, "cannot be read (permission denied)")
+
+
+def test_input_must_be_square(tmp_path):
+    path = _save(Image.fromarray(_gradient()[:8]), tmp_path / "wide.png")
+    with pytest.raises(InputImageError) as error:
+        load_input(path, 64)
+    _assert_one_line_naming(error, path, "image is 16x8; inputs must be square")
+
+
+@pytest.mark.parametrize("side", [12, 64, 1])
+def test_input_side_must_divide_the_resolution_by_a_power_of_two(tmp_path, side):
+    path = _save(Image.new("RGB", (side, side)), tmp_path / f"side{side}.png")
+    with pytest.raises(InputImageError) as error:
+        load_input(path, 64)
+    _assert_one_line_naming(error, path, f"a {side}x{side} input does not divide the model's 64x64 output")
+    assert "32x32/16x16/8x8/4x4/2x2" in str(error.value)
+
+
+def test_accepted_sides_are_the_power_of_two_fractions(tmp_path):
+    assert valid_sides(64) == [32, 16, 8, 4, 2]
+    assert [upscale_factor(side, 1024) for side in (16, 32, 512, 24, 1024)] == [64, 32, 2, None, None]
+    path = _save(Image.new("RGB", (16, 16), (10, 20, 30)), tmp_path / "square.png")
+    np.testing.assert_allclose(load_input(path, 64)[:, 0, 0], np.array([10, 20, 30]) / 255, atol=1e-7)

@@ -1,0 +1,263 @@
+"""The folder job: PULSE's output layout, per-image failures, resume, interruption, report and NIQE."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+from PIL import Image
+
+from pulse_cli.models.generator import Generator
+from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.options import SearchOptions
+from pulse_cli.upsample import Listener, Shard, UpsampleError, upsample_folder
+
+TOY_LATENT = 48  # a 4x4 RGB image
+
+
+class ToySynthesis(paddle.nn.Layer):
+    """A generator's synthesis in miniature: the latent as a 4×4 RGB image, enlarged, over a fixed
+    texture. ``poison`` turns the second image of every batch into NaN."""
+
+    def __init__(self, resolution: int, poison: bool = False) -> None:
+        super().__init__()
+        self.resolution = resolution
+        self.poison = poison
+        texture = np.random.default_rng(5).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+        self.register_buffer("texture", paddle.to_tensor(texture))
+
+    def forward(self, latent_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        blocks = latent_in[:, 0].reshape([-1, 3, 4, 4])
+        enlarged = F.interpolate(blocks, size=[self.resolution] * 2, mode="nearest")
+        image = paddle.tanh(enlarged + 0.3 * self.texture)
+        if self.poison:
+            mask = np.where(np.arange(image.shape[0]) == 1, np.nan, 1.0).astype(np.float32)
+            image = image * paddle.to_tensor(mask).reshape([-1, 1, 1, 1])
+        return image
+
+
+def toy_generator(resolution: int = 16, poison: bool = False) -> Generator:
+    return Generator(
+        ToySynthesis(resolution, poison), name="toy", resolution=resolution, num_layers=1,
+        latent_dim=TOY_LATENT, latent_radius=math.sqrt(TOY_LATENT), source="test toy",
+    )
+
+
+def write_faces(folder: Path, names: list[str], side: int = 8, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        pixels = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+    return folder
+
+
+def read_report(folder: Path, name: str = "report.json") -> dict:
+    return json.loads((folder / name).read_text())
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {record["name"]: record for record in report["images"]}
+
+
+OPTIONS = SearchOptions(steps=3, seed=7, loss_str="100*L2", eps=1e-4)
+
+
+def test_outputs_are_named_and_laid_out_as_pulse_names_them(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    options = OPTIONS.with_(duplicates=2, save_intermediate=True, batch_size=2)
+    report = upsample_folder(toy_generator(), inputs, out, options, save_latent=True)
+
+    names = ["a_1", "a_2", "b_1", "b_2"]
+    assert sorted(p.name for p in out.glob("*.png")) == [*(f"{n}.png" for n in names), "contact_sheet.png"]
+    for name in names:
+        assert Image.open(out / f"{name}.png").size == (16, 16)
+        for kind, side in (("HR", 16), ("LR", 8)):
+            steps = sorted(p.name for p in (out / name / kind).iterdir())
+            assert steps == [f"{name}_{j:02d}.png" for j in range(3)]
+            assert Image.open(out / name / kind / steps[0]).size == (side, side)
+        assert np.load(out / f"{name}.npy").shape == (1, TOY_LATENT)
+    records = by_name(read_report(out))
+    assert set(records) == set(names) and report.summary()["ok"] == 4
+    record = records["a_2"]
+    assert record["input"] == str(inputs / "a.png") and record["output"] == "a_2.png"
+    assert record["model"] == "toy" and record["options"]["duplicates"] == 2
+    assert record["steps_run"] == 3 and 0 <= record["best_step"] < 3
+    assert record["l2"] > 0 and isinstance(record["eps_met"], bool) and record["seconds"] > 0
+    assert record["latent"] == "a_2.npy" and record["error"] is None
+    assert (out / "a_1.png").read_bytes() != (out / "a_2.png").read_bytes()  # duplicates differ
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_contact_sheet_has_four_labelled_rows_and_one_column_per_output(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    upsample_folder(toy_generator(), inputs, tmp_path / "out", OPTIONS)
+    sheet = Image.open(tmp_path / "out" / "contact_sheet.png")
+    cell, gap, title = 128, 4, 34  # the toy's 16 px outputs are shown at the 128 px minimum
+    assert sheet.height == title + 4 * (cell + gap) + gap
+    assert sheet.width > 3 * (cell + gap)
+    assert read_report(tmp_path / "out")["contact_sheet"] == "contact_sheet.png"
+
+
+def test_bad_inputs_are_recorded_one_line_each_and_the_batch_goes_on(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["good1.png", "good2.png"])
+    (inputs / "zero.png").write_bytes(b"")
+    (inputs / "cut.png").write_bytes((inputs / "good1.png").read_bytes()[:60])
+    (inputs / "text.png").write_text("not pixels")
+    Image.new("RGB", (8, 4)).save(inputs / "wide.png")
+    Image.new("RGB", (6, 6)).save(inputs / "six.png")
+    Image.new("RGB", (8, 8)).save(inputs / "good1.jpg")  # same stem as good1.png
+    report = upsample_folder(toy_generator(), inputs, tmp_path / "out", OPTIONS.with_(batch_size=2))
+
+    records = by_name(read_report(tmp_path / "out"))
+    causes = {
+        "zero": "empty file (0 bytes)",
+        "cut": "truncated or corrupt",
+        "text": "not an image in a supported format",
+        "wide": "inputs must be square",
+        "six": "does not divide the model's 16x16 output by a power of two",
+        "good1": "clashes with good1.jpg's",
+    }
+    failed = {record["input"]: record for record in records.values() if record["status"] == "failed"}
+    assert len(failed) == len(causes)
+    for stem, cause in causes.items():
+        path = str(inputs / f"{stem}.png")
+        assert cause in failed[path]["error"] and failed[path]["error"].startswith(f"{path}: ")
+        assert "\n" not in failed[path]["error"]
+    assert records["good1.png"]["status"] == "failed" and records["zero.png"]["status"] == "failed"
+    assert records["good1"]["input"] == str(inputs / "good1.jpg") and records["good1"]["status"] == "ok"
+    assert records["good2"]["status"] == "ok" and (tmp_path / "out" / "good2.png").is_file()
+    assert report.summary() == {**report.summary(), "ok": 2, "failed": 6}
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert written == ["contact_sheet.png", "good1.png", "good2.png"]
+
+
+def test_rerun_skips_finished_outputs_keeps_their_records_and_overwrite_redoes_them(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    out = tmp_path / "out"
+    upsample_folder(toy_generator(), inputs, out, OPTIONS)
+    first = by_name(read_report(out))
+    (out / "b.png").unlink()
+
+    class Counter(Listener):
+        def __init__(self):
+            self.searched = []
+
+        def batch_started(self, names):
+            self.searched.extend(names)
+
+    counter = Counter()
+    resumed = upsample_folder(toy_generator(), inputs, out, OPTIONS, listener=counter)
+    assert counter.searched == ["b"]
+    records = by_name(read_report(out))
+    assert [records[n]["status"] for n in "abc"] == ["skipped", "ok", "skipped"]
+    assert records["a"]["l2"] == first["a"]["l2"] and records["a"]["seed"] == first["a"]["seed"]
+    assert resumed.summary()["skipped"] == 2 and not resumed.failed
+
+    counter.searched.clear()
+    upsample_folder(toy_generator(), inputs, out, OPTIONS, overwrite=True, listener=counter)
+    assert counter.searched == ["a", "b", "c"]
+
+
+def test_seeded_outputs_do_not_depend_on_resume_or_sharding(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    upsample_folder(toy_generator(), inputs, tmp_path / "all", OPTIONS)
+    upsample_folder(toy_generator(), inputs, tmp_path / "half", OPTIONS, shard=Shard(1, 2))
+    assert sorted(p.name for p in (tmp_path / "half").glob("?.png")) == ["b.png"]
+    assert (tmp_path / "half" / "b.png").read_bytes() == (tmp_path / "all" / "b.png").read_bytes()
+    assert by_name(read_report(tmp_path / "half", "report_shard1of2.json"))["b"]["status"] == "ok"
+
+
+def test_report_is_on_disk_before_each_image_is_announced(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    seen: list[list[str]] = []
+
+    class Watcher(Listener):
+        def image_finished(self, record):
+            seen.append([r["name"] for r in read_report(out)["images"]])
+
+    upsample_folder(toy_generator(), inputs, out, OPTIONS, listener=Watcher())
+    assert seen == [["a"], ["a", "b"]]
+
+
+def test_interrupt_keeps_finished_images_and_the_report_of_them(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    out = tmp_path / "out"
+
+    class CtrlC(Listener):
+        finished = 0
+
+        def image_finished(self, record):
+            self.finished += 1
+
+        def step(self, report):
+            if self.finished:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upsample_folder(toy_generator(), inputs, out, OPTIONS, listener=CtrlC())
+    report = read_report(out)
+    assert report["summary"]["interrupted"] is True
+    assert [(r["name"], r["status"]) for r in report["images"]] == [("a", "ok")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "report.json"]
+
+    resumed = upsample_folder(toy_generator(), inputs, out, OPTIONS)
+    assert [(r.name, r.status) for r in resumed.images] == [("a", "skipped"), ("b", "ok"), ("c", "ok")]
+
+
+def test_nan_in_the_search_fails_that_image_not_its_batch(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    report = upsample_folder(toy_generator(poison=True), inputs, out, OPTIONS.with_(batch_size=2))
+    records = by_name(read_report(out))
+    assert records["a"]["status"] == "ok" and (out / "a.png").is_file()
+    assert records["b"]["status"] == "failed" and "the loss became nan" in records["b"]["error"]
+    assert not (out / "b.png").exists()
+    assert [r.name for r in report.failed] == ["b"]
+
+
+def test_job_level_mistakes_are_clear_errors(tmp_path):
+    generator = toy_generator()
+    with pytest.raises(UpsampleError, match="input folder .*missing does not exist"):
+        upsample_folder(generator, tmp_path / "missing", tmp_path / "out", OPTIONS)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"x")
+    with pytest.raises(UpsampleError, match="has no files to upsample"):
+        upsample_folder(generator, tmp_path / "empty", tmp_path / "out", OPTIONS)
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    with pytest.raises(UpsampleError, match="must differ from the input folder"):
+        upsample_folder(generator, inputs, inputs, OPTIONS)
+    with pytest.raises(UpsampleError, match="bad loss string"):
+        upsample_folder(generator, inputs, tmp_path / "out", OPTIONS.with_(loss_str="100*L3"))
+    with pytest.raises(UpsampleError, match="unknown optimizer 'lbfgs'"):
+        upsample_folder(generator, inputs, tmp_path / "out", OPTIONS.with_(opt_name="lbfgs"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_niqe_scores_outputs_of_192_px_and_more_only(tmp_path):
+    big = write_faces(tmp_path / "big", ["a.png"], side=64)
+    report = upsample_folder(toy_generator(256), big, tmp_path / "out256", OPTIONS.with_(steps=1), niqe=True)
+    assert math.isfinite(report.images[0].niqe)
+    small_inputs = write_faces(tmp_path / "small", ["a.png"])
+    small = upsample_folder(toy_generator(), small_inputs, tmp_path / "small_out", OPTIONS, niqe=True)
+    assert small.images[0].niqe is None
+
+
+def test_stylegan_small_upsamples_through_the_library(reference_dir, tmp_path):
+    config = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
+    generator = StyleGAN.from_files(
+        reference_dir / "stylegan_small.pt", gaussian_fit=reference_dir / "gaussian_fit.pt", **config
+    )
+    inputs = write_faces(tmp_path / "in", ["face.png"], side=16)
+    report = upsample_folder(generator, inputs, tmp_path / "out", SearchOptions(steps=2, seed=1))
+    record = by_name(read_report(tmp_path / "out"))["face"]
+    assert record["status"] == "ok" and record["model"] == "stylegan" and record["steps_run"] == 2
+    assert Image.open(tmp_path / "out" / "face.png").size == (128, 128)
+    assert report.model["resolution"] == 128
