@@ -1,0 +1,281 @@
+"""PULSE's StyleGAN 1 generator (``G_synthesis``, ``G_mapping``) as Paddle layers.
+
+PULSE uses the lernapparat port of NVIDIA's StyleGAN; these layers have its architecture and its
+state-dict names and shapes, so PULSE's ``synthesis.pt`` and ``mapping.pt`` load by name.
+
+One definition serves dygraph, ``paddle.jit.to_static`` (with gradients to the dlatents and the
+noise, oneDNN included) and paddle2onnx. Hence a few unusual choices, each explained where it is
+made: nearest upscaling by stacking, the transposed conv as four 2x2 convs, linear layers as
+``einsum``, leaky ReLU as ``maximum``, noise expanded before it is scaled, Paddle's instance norm.
+"""
+
+from __future__ import annotations
+
+import math
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+from paddle.nn.initializer import Constant, Normal
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2)
+DLATENT_SIZE = 512
+FUSED_UPSCALE_FROM = 128  # StyleGAN fuses upscale and conv for outputs of this size and more
+
+
+def leaky_relu(x: paddle.Tensor) -> paddle.Tensor:
+    """Leaky ReLU 0.2 as ``max(x, 0.2*x)`` (paddle2onnx 2.1 exports ``F.leaky_relu`` with slope 0)."""
+    return paddle.maximum(x, x * LRELU_SLOPE)
+
+
+def interleave(even: paddle.Tensor, odd: paddle.Tensor, axis: int) -> paddle.Tensor:
+    """Two same-shape NCHW tensors alternated along ``axis`` (2: rows, 3: columns), doubling it."""
+    return paddle.stack([even, odd], axis=axis + 1).flatten(axis, axis + 1)
+
+
+def upscale2d(x: paddle.Tensor) -> paddle.Tensor:
+    """Nearest-neighbour upscale x2 (``F.interpolate`` fails under to_static with oneDNN, even with
+    an explicit size)."""
+    x = interleave(x, x, axis=3)
+    return interleave(x, x, axis=2)
+
+
+def _upsampled_taps(kernel: paddle.Tensor, axis: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A 3-tap kernel applied after a nearest x2 upscale (along ``axis``), as the two 2-tap kernels
+    it amounts to on the input: output 2m sees inputs (m-1, m, m), output 2m+1 sees (m, m, m+1)."""
+    k0, k1, k2 = paddle.split(kernel, 3, axis=axis)
+    return paddle.concat([k0, k1 + k2], axis=axis), paddle.concat([k0 + k1, k2], axis=axis)
+
+
+def upscale_conv3x3(x: paddle.Tensor, kernel: paddle.Tensor) -> paddle.Tensor:
+    """``F.conv2d(upscale2d(x), kernel, padding=1)`` for a 3x3 ``kernel``, at the input's resolution.
+
+    Each of the four output pixel parities is a 2x2 convolution of the input, and the four are
+    interleaved: 2.25 times fewer multiply-adds, and no upscaled input.
+    """
+    rows = []
+    for row, row_taps in enumerate(_upsampled_taps(kernel, axis=2)):
+        cols = [
+            F.conv2d(x, taps, padding=[1 - row, row, 1 - col, col])
+            for col, taps in enumerate(_upsampled_taps(row_taps, axis=3))
+        ]
+        rows.append(interleave(*cols, axis=3))
+    return interleave(*rows, axis=2)
+
+
+class EqualizedLinear(nn.Layer):
+    """Fully connected layer with equalized learning rate: the [out, in] weight is scaled by
+    He's constant (and ``lrmul``) at run time, as in PULSE's ``MyLinear`` with ``use_wscale``."""
+
+    def __init__(self, in_dim: int, out_dim: int, gain: float = LRELU_GAIN, lrmul: float = 1.0) -> None:
+        super().__init__()
+        self.w_mul = gain * in_dim**-0.5 * lrmul
+        self.b_mul = lrmul
+        self.weight = self.create_parameter([out_dim, in_dim], default_initializer=Normal(0.0, 1.0 / lrmul))
+        self.bias = self.create_parameter([out_dim], is_bias=True, default_initializer=Constant(0.0))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        # einsum, not matmul: oneDNN's matmul backward crashes when the weight needs no gradient
+        return paddle.einsum("bi,oi->bo", x, self.weight * self.w_mul) + self.bias * self.b_mul
+
+
+class EqualizedConv2d(nn.Layer):
+    """Same-padded convolution with equalized learning rate (PULSE's ``MyConv2d``)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, gain: float = LRELU_GAIN
+    ) -> None:
+        super().__init__()
+        self.w_mul = gain * (in_channels * kernel_size**2) ** -0.5
+        self.padding = kernel_size // 2
+        self.weight = self.create_parameter(
+            [out_channels, in_channels, kernel_size, kernel_size], default_initializer=Normal(0.0, 1.0)
+        )
+        self.bias = self.create_parameter([out_channels], is_bias=True, default_initializer=Constant(0.0))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return F.conv2d(x, self.weight * self.w_mul, self.bias, padding=self.padding)
+
+
+class Blur(nn.Layer):
+    """Depthwise low-pass filter with the normalized [1, 2, 1] x [1, 2, 1] kernel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        taps = paddle.to_tensor([1.0, 2.0, 1.0])
+        kernel = taps.reshape([3, 1]) * taps.reshape([1, 3])
+        self.register_buffer("kernel", (kernel / kernel.sum()).reshape([1, 1, 3, 3]))
+        self.channels = channels
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        kernel = self.kernel.expand([self.channels, 1, 3, 3])
+        return F.conv2d(x, kernel, padding=1, groups=self.channels)
+
+
+class UpscaleConv2d(nn.Layer):
+    """Upscale x2, 3x3 equalized conv, blur, bias: the first conv of every block after 4x4.
+
+    Below 128 px StyleGAN upscales by nearest neighbour, then convolves. From 128 px it uses one
+    transposed conv with stride 2 and the 4x4 kernel made by summing the 3x3 kernel over 2x2
+    windows. That equals nearest x2 followed by the conv with the spatially flipped 3x3 kernel,
+    which ``upscale_conv3x3`` computes at the input's resolution (``conv2d_transpose`` refuses to
+    train under to_static with oneDNN).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int) -> None:
+        super().__init__()
+        self.w_mul = LRELU_GAIN * (in_channels * 9) ** -0.5
+        self.fused = resolution >= FUSED_UPSCALE_FROM
+        self.weight = self.create_parameter(
+            [out_channels, in_channels, 3, 3], default_initializer=Normal(0.0, 1.0)
+        )
+        self.bias = self.create_parameter([out_channels], is_bias=True, default_initializer=Constant(0.0))
+        self.intermediate = Blur(out_channels)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        weight = self.weight * self.w_mul
+        if self.fused:
+            x = upscale_conv3x3(x, paddle.flip(weight, axis=[2, 3]))
+        else:
+            x = F.conv2d(upscale2d(x), weight, padding=1)
+        return self.intermediate(x) + self.bias.reshape([1, -1, 1, 1])
+
+
+class NoiseInjection(nn.Layer):
+    """Adds per-pixel noise [B, 1, H, W] scaled by a learned per-channel weight."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.weight = self.create_parameter([channels], default_initializer=Constant(0.0))
+
+    def forward(self, x: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
+        # Broadcasting both factors of a product breaks its oneDNN backward: expand the noise first.
+        noise = noise.expand([-1, self.channels, -1, -1])
+        return x + self.weight.reshape([1, -1, 1, 1]) * noise
+
+
+def instance_norm(x: paddle.Tensor) -> paddle.Tensor:
+    """Per-sample, per-channel normalization over H and W (torch's ``InstanceNorm2d``, no affine).
+
+    Paddle's op rather than written out: under oneDNN the backward of a broadcast subtraction is wrong.
+    """
+    return F.instance_norm(x, eps=1e-5)
+
+
+class StyleModulation(nn.Layer):
+    """The style half of AdaIN: a per-channel scale (+1) and shift computed from one dlatent."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.lin = EqualizedLinear(DLATENT_SIZE, channels * 2, gain=1.0)
+
+    def forward(self, x: paddle.Tensor, dlatent: paddle.Tensor) -> paddle.Tensor:
+        style = self.lin(dlatent).reshape([-1, 2, self.channels, 1, 1])
+        return x * (style[:, 0] + 1.0) + style[:, 1]
+
+
+class LayerEpilogue(nn.Layer):
+    """What follows every conv: noise, leaky ReLU, instance norm, style modulation."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.noise = NoiseInjection(channels)
+        self.style_mod = StyleModulation(channels)
+
+    def forward(self, x: paddle.Tensor, dlatent: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
+        x = instance_norm(leaky_relu(self.noise(x, noise)))
+        return self.style_mod(x, dlatent)
+
+
+class InputBlock(nn.Layer):
+    """The 4x4 block: learned constant (+ bias), epilogue, 3x3 conv, epilogue."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.const = self.create_parameter([1, channels, 4, 4], default_initializer=Constant(1.0))
+        self.bias = self.create_parameter([channels], default_initializer=Constant(1.0))
+        self.epi1 = LayerEpilogue(channels)
+        self.conv = EqualizedConv2d(channels, channels, 3)
+        self.epi2 = LayerEpilogue(channels)
+
+    def forward(self, dlatents: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        # The constant has batch 1; adding the [B, 1, 4, 4] noise broadcasts it to the batch.
+        x = self.const + self.bias.reshape([1, -1, 1, 1])
+        x = self.epi1(x, dlatents[:, 0], noise[0])
+        return self.epi2(self.conv(x), dlatents[:, 1], noise[1])
+
+
+class SynthesisBlock(nn.Layer):
+    """One resolution doubling: upscale conv, epilogue, 3x3 conv, epilogue."""
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int) -> None:
+        super().__init__()
+        self.conv0_up = UpscaleConv2d(in_channels, out_channels, resolution)
+        self.epi1 = LayerEpilogue(out_channels)
+        self.conv1 = EqualizedConv2d(out_channels, out_channels, 3)
+        self.epi2 = LayerEpilogue(out_channels)
+
+    def forward(self, x: paddle.Tensor, dlatents: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        x = self.epi1(self.conv0_up(x), dlatents[:, 0], noise[0])
+        return self.epi2(self.conv1(x), dlatents[:, 1], noise[1])
+
+
+class GSynthesis(nn.Layer):
+    """StyleGAN's synthesis network: dlatents [B, L, 512] and L noise maps to an RGB image.
+
+    L = 2*log2(resolution) - 2; noise ``i`` is [B, 1, r, r] with r = ``noise_resolutions[i]``.
+    The output [B, 3, R, R] is roughly in [-1, 1]. A block at 2^k px has
+    min(fmap_base / 2^(k-1), fmap_max) channels.
+    """
+
+    def __init__(self, resolution: int = 1024, fmap_base: int = 8192, fmap_max: int = 512) -> None:
+        super().__init__()
+        log2 = int(math.log2(resolution)) if resolution >= 4 else 0
+        if resolution < 4 or resolution != 2**log2:
+            raise ValueError(f"StyleGAN resolution must be a power of two of at least 4, got {resolution}")
+        self.resolution = resolution
+        self.num_layers = 2 * log2 - 2
+        self.noise_resolutions = tuple(2 ** (layer // 2 + 2) for layer in range(self.num_layers))
+
+        def channels(res_log2: int) -> int:
+            return min(int(fmap_base / 2.0 ** (res_log2 - 1)), fmap_max)
+
+        self.torgb = EqualizedConv2d(channels(log2), 3, 1, gain=1.0)
+        blocks: list[tuple[str, nn.Layer]] = [("4x4", InputBlock(channels(2)))]
+        for res_log2 in range(3, log2 + 1):
+            size = 2**res_log2
+            block = SynthesisBlock(channels(res_log2 - 1), channels(res_log2), size)
+            blocks.append((f"{size}x{size}", block))
+        self.blocks = nn.LayerDict(blocks)
+
+    def forward(self, dlatents_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        if len(noise) != self.num_layers:
+            raise ValueError(
+                f"GSynthesis at {self.resolution} px takes {self.num_layers} noise maps, got {len(noise)}"
+            )
+        blocks = list(self.blocks.values())
+        x = blocks[0](dlatents_in[:, 0:2], noise[0:2])
+        for layer, block in zip(range(2, self.num_layers, 2), blocks[1:]):
+            x = block(x, dlatents_in[:, layer : layer + 2], noise[layer : layer + 2])
+        return self.torgb(x)
+
+
+class GMapping(nn.Layer):
+    """StyleGAN's mapping network: z [B, 512] to w [B, 512] by pixel norm and 8 dense layers
+    (learning-rate multiplier 0.01, leaky ReLU 0.2), named ``dense0`` .. ``dense7`` as in PULSE."""
+
+    num_dense = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        for i in range(self.num_dense):
+            self.add_sublayer(f"dense{i}", EqualizedLinear(DLATENT_SIZE, DLATENT_SIZE, lrmul=0.01))
+
+    def forward(self, z: paddle.Tensor) -> paddle.Tensor:
+        x = z * paddle.rsqrt((z * z).mean(axis=1, keepdim=True) + 1e-8)
+        for dense in self.children():
+            x = leaky_relu(dense(x))
+        return x
