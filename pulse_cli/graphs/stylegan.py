@@ -5,8 +5,9 @@ state-dict names and shapes, so PULSE's ``synthesis.pt`` and ``mapping.pt`` load
 
 One definition serves dygraph, ``paddle.jit.to_static`` (with gradients to the dlatents and the
 noise, oneDNN included) and paddle2onnx. Hence a few unusual choices, each explained where it is
-made: nearest upscaling by stacking, the transposed conv as four 2x2 convs, linear layers as
-``einsum``, leaky ReLU as ``maximum``, noise expanded before it is scaled, Paddle's instance norm.
+made: nearest upscaling by stacking, the transposed conv as a conv and a pixel shuffle, linear
+layers as ``einsum``, leaky ReLU as ``maximum``, noise expanded before it is scaled, Paddle's
+instance norm.
 """
 
 from __future__ import annotations
@@ -29,39 +30,34 @@ def leaky_relu(x: paddle.Tensor) -> paddle.Tensor:
     return paddle.maximum(x, x * LRELU_SLOPE)
 
 
-def interleave(even: paddle.Tensor, odd: paddle.Tensor, axis: int) -> paddle.Tensor:
-    """Two same-shape NCHW tensors alternated along ``axis`` (2: rows, 3: columns), doubling it."""
-    return paddle.stack([even, odd], axis=axis + 1).flatten(axis, axis + 1)
-
-
 def upscale2d(x: paddle.Tensor) -> paddle.Tensor:
     """Nearest-neighbour upscale x2 (``F.interpolate`` fails under to_static with oneDNN, even with
     an explicit size)."""
-    x = interleave(x, x, axis=3)
-    return interleave(x, x, axis=2)
+    x = paddle.stack([x, x], axis=4).flatten(3, 4)  # every column twice
+    return paddle.stack([x, x], axis=3).flatten(2, 3)  # every row twice
 
 
 def _upsampled_taps(kernel: paddle.Tensor, axis: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """A 3-tap kernel applied after a nearest x2 upscale (along ``axis``), as the two 2-tap kernels
-    it amounts to on the input: output 2m sees inputs (m-1, m, m), output 2m+1 sees (m, m, m+1)."""
+    """What a kernel (k0, k1, k2) along ``axis`` applied after a nearest x2 upscale does to the
+    input (m-1, m, m+1): output 2m sees (m-1, m, m), so (k0, k1+k2, 0); output 2m+1 sees
+    (m, m, m+1), so (0, k0+k1, k2)."""
     k0, k1, k2 = paddle.split(kernel, 3, axis=axis)
-    return paddle.concat([k0, k1 + k2], axis=axis), paddle.concat([k0 + k1, k2], axis=axis)
+    zero = paddle.zeros_like(k0)
+    return paddle.concat([k0, k1 + k2, zero], axis=axis), paddle.concat([zero, k0 + k1, k2], axis=axis)
 
 
 def upscale_conv3x3(x: paddle.Tensor, kernel: paddle.Tensor) -> paddle.Tensor:
     """``F.conv2d(upscale2d(x), kernel, padding=1)`` for a 3x3 ``kernel``, at the input's resolution.
 
-    Each of the four output pixel parities is a 2x2 convolution of the input, and the four are
-    interleaved: 2.25 times fewer multiply-adds, and no upscaled input.
+    Output pixel (2m+a, 2n+b) is a 3x3 conv of the input around (m, n) with a kernel that depends
+    on the parity (a, b) only. One conv with the four kernels gives parity (a, b) of output channel
+    o as channel 4o+2a+b, which ``pixel_shuffle`` puts in place.
     """
-    rows = []
-    for row, row_taps in enumerate(_upsampled_taps(kernel, axis=2)):
-        cols = [
-            F.conv2d(x, taps, padding=[1 - row, row, 1 - col, col])
-            for col, taps in enumerate(_upsampled_taps(row_taps, axis=3))
-        ]
-        rows.append(interleave(*cols, axis=3))
-    return interleave(*rows, axis=2)
+    parities = [
+        taps for row_taps in _upsampled_taps(kernel, axis=2) for taps in _upsampled_taps(row_taps, axis=3)
+    ]
+    weight = paddle.stack(parities, axis=1).flatten(0, 1)  # [out, 4, in, 3, 3] -> [4*out, in, 3, 3]
+    return F.pixel_shuffle(F.conv2d(x, weight, padding=1), 2)
 
 
 class EqualizedLinear(nn.Layer):
