@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle
 
-from pulse_cli import plugins
+from pulse_cli import backends, plugins
 from pulse_cli.graphs.losses import parse_loss_str
 from pulse_cli.graphs.objective import Objective
 from pulse_cli.models.generator import Generator
@@ -108,10 +108,31 @@ def _noise_variables(
 
 
 def build_objective(generator: Generator, factor: int, options: SearchOptions) -> Objective:
-    """The scoring layer for these options, with loss terms taken from the loss plugins."""
+    """The scoring layer for these options, with loss terms taken from the loss plugins, as
+    ``options.backend`` runs its gradient steps (compiled for ``static``, eager otherwise)."""
     terms = plugins.available("losses")
     weighted = parse_loss_str(options.loss_str, terms)
-    return Objective(generator, factor, weighted, terms, options.eps)
+    objective = Objective(generator, factor, weighted, terms, options.eps)
+    return backends.compile_objective(objective, options.backend)
+
+
+def best_of_starts(
+    generator: Generator,
+    objective: Objective,
+    first: StartingPoint,
+    ref_im: np.ndarray,
+    options: SearchOptions,
+    rng: np.random.Generator,
+) -> StartingPoint:
+    """``first`` and ``options.starts - 1`` more random starting points, scored forward-only by
+    the backend's scorer (onnxruntime for ``onnx``); each image starts from its lowest-loss one."""
+    more = [draw_start(generator, len(ref_im), options, rng) for _ in range(options.starts - 1)]
+    candidates = [first, *more]
+    scorer = backends.forward_scorer(objective, options.backend)
+    latent, noise, _ = backends.best_start(
+        scorer, candidates, ref_im, lambda candidate: _noise_variables(generator, candidate, options)[0]
+    )
+    return StartingPoint(latent, noise)
 
 
 def search(
@@ -132,7 +153,8 @@ def search(
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
     batch = ref_np.shape[0]
-    start = draw_start(model, batch, options, np.random.default_rng(options.seed))
+    rng = np.random.default_rng(options.seed)
+    start = draw_start(model, batch, options, rng)
     if init_latent is not None:
         start.latent = np.asarray(init_latent, dtype=np.float32)
     if init_noise is not None:
@@ -142,6 +164,8 @@ def search(
     model.eval()
     for param in model.parameters():
         param.stop_gradient = True
+    if options.starts > 1 and init_latent is None and init_noise is None:
+        start = best_of_starts(model, objective, start, ref_np, options, rng)
 
     latent = paddle.to_tensor(start.latent, stop_gradient=False)
     noise, trainable_noise = _noise_variables(model, start, options)

@@ -1,0 +1,247 @@
+"""``pulse bench``: how fast each backend scores and searches, measured the way a search runs.
+
+Each backend is measured in its own fresh process (so peak memory and Paddle's global state are
+its own): the forward pass is the backend's forward-only scorer, timed on random latents; the
+search step (forward, backward, spherical optimizer step) is timed between the steps of a real
+``search``. The first ``warmup`` runs of each (compiling, exporting, lowering kernels) are left
+out, and each figure is the median of ``repeats`` runs with their minimum and maximum.
+Without ``weights`` the model's architecture runs on random weights: speed does not depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pulse_cli.options import BACKENDS
+
+SEARCH_STEPS = 100
+
+
+class BenchError(ValueError):
+    """A benchmark that cannot run as asked (unknown model, wrong resolution, bad counts)."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure: a generator plugin at a resolution, a batch size, how many runs."""
+
+    model: str
+    resolution: int
+    batch: int = 1
+    repeats: int = 3
+    warmup: int = 1
+    weights: Path | None = None
+    seed: int = 0
+
+
+@dataclass
+class Timing:
+    """Seconds per image over repeated runs: median, minimum and maximum."""
+
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, seconds: list[float], batch: int) -> Timing:
+        per_image = [s / batch for s in seconds]
+        return cls(statistics.median(per_image), min(per_image), max(per_image))
+
+
+@dataclass
+class BenchRow:
+    """One backend's figures; ``step`` is None where the backend has no gradient steps of its own,
+    everything but ``error`` is empty when its measurement failed."""
+
+    backend: str
+    runs_on: dict[str, str] = field(default_factory=dict)
+    forward: Timing | None = None
+    step: Timing | None = None
+    images_per_minute: float | None = None
+    peak_rss_mib: float | None = None
+    setup_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+RANDOM_TWINS = {"stylegan-ffhq": None, "dcgan-digiface": 64}  # model → its fixed resolution, if any
+
+
+def _check_twin(model: str, resolution: int) -> None:
+    if model not in RANDOM_TWINS:
+        known = ", ".join(RANDOM_TWINS)
+        raise BenchError(f"no random-weight twin of {model!r} (known: {known}); pass --weights")
+    fixed = RANDOM_TWINS[model]
+    if fixed is not None and resolution != fixed:
+        raise BenchError(f"{model} makes {fixed} px images, not {resolution} px")
+
+
+def random_generator(model: str, resolution: int, seed: int = 0):
+    """A generator of ``model``'s architecture with random weights, for timing without the files."""
+    import paddle
+
+    _check_twin(model, resolution)
+    if model == "stylegan-ffhq":
+        from pulse_cli.models.stylegan import StyleGAN
+
+        return StyleGAN.random(resolution=resolution, seed=seed)
+    from pulse_cli.graphs.dcgan import DCGANGenerator
+    from pulse_cli.models.dcgan import LATENT_DIM
+    from pulse_cli.models.generator import Generator
+
+    paddle.seed(seed)
+    return Generator(
+        DCGANGenerator(nz=LATENT_DIM),
+        name=f"{model}-random",
+        resolution=resolution,
+        num_layers=1,
+        latent_dim=LATENT_DIM,
+        latent_radius=float(np.sqrt(LATENT_DIM)),
+        source="random weights",
+    )
+
+
+def _generator(config: BenchConfig):
+    if config.weights is None:
+        return random_generator(config.model, config.resolution, config.seed)
+    from pulse_cli.models.registry import load_generator
+
+    generator = load_generator(config.model, weights=config.weights)
+    if generator.resolution != config.resolution:
+        raise BenchError(f"{config.model} makes {generator.resolution} px images, not {config.resolution} px")
+    return generator
+
+
+def _timed(run, count: int) -> list[float]:
+    seconds = []
+    for _ in range(count):
+        began = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - began)
+    return seconds
+
+
+def measure_backend(config: BenchConfig, backend: str) -> BenchRow:
+    """Measure ``backend`` in this process (``run_bench`` calls this in a fresh one per backend)."""
+    import paddle
+
+    from pulse_cli import backends
+    from pulse_cli.export.bundle import default_resolution_lr
+    from pulse_cli.options import SearchOptions
+    from pulse_cli.search import build_objective, draw_start, search
+
+    paddle.set_device("cpu")
+    generator = _generator(config)
+    generator.eval()
+    for parameter in generator.parameters():
+        parameter.stop_gradient = True
+    side = default_resolution_lr(generator.resolution)
+    rng = np.random.default_rng(config.seed)
+    ref_im = rng.random((config.batch, 3, side, side), dtype=np.float32)
+    options = SearchOptions(seed=config.seed, backend=backend, batch_size=config.batch)
+
+    began = time.perf_counter()
+    objective = build_objective(generator, generator.resolution // side, options)
+    scorer = backends.forward_scorer(objective, backend)
+    start = draw_start(generator, config.batch, options, rng)
+    forward = _timed(lambda: scorer.score(start.latent, start.noise, ref_im), config.warmup + config.repeats)
+    setup = time.perf_counter() - began - sum(forward[config.warmup :])
+    notes = [f"weights: {'random' if config.weights is None else config.weights}"]
+    step = images_per_minute = None
+    if backend == "onnx":
+        notes.append("forward-only: its search steps run on Paddle dygraph (see the dygraph row)")
+    else:
+        stamps: list[float] = []
+        steps = config.warmup + config.repeats + 1
+        search(
+            generator,
+            ref_im,
+            options.with_(steps=steps),
+            on_step=lambda _: stamps.append(time.perf_counter()),
+        )
+        step = Timing.of(list(np.diff(stamps))[config.warmup :], config.batch)
+        images_per_minute = 60.0 / (SEARCH_STEPS * step.median)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return BenchRow(
+        backend=backend,
+        runs_on=backends.roles(objective, scorer),
+        forward=Timing.of(forward[config.warmup :], config.batch),
+        step=step,
+        images_per_minute=images_per_minute,
+        peak_rss_mib=peak,
+        setup_seconds=setup,
+        notes=notes,
+    )
+
+
+def worker_main() -> None:
+    """Entry of a benchmark process: ``argv`` holds the config as JSON, the backend and where to
+    write the row (or the error line) as JSON."""
+    config_json, backend, result_path = sys.argv[1:4]
+    fields = json.loads(config_json)
+    fields["weights"] = Path(fields["weights"]) if fields["weights"] else None
+    try:
+        result = {"row": measure_backend(BenchConfig(**fields), backend).to_dict()}
+    except Exception as exc:  # the parent reports it as one line
+        lines = str(exc).strip().splitlines()
+        result = {"error": lines[0] if lines else type(exc).__name__}
+    Path(result_path).write_text(json.dumps(result))
+
+
+def _row(data: dict) -> BenchRow:
+    timings = {key: Timing(**data[key]) if data[key] else None for key in ("forward", "step")}
+    return BenchRow(**{**data, **timings})
+
+
+def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
+    fields = {**asdict(config), "weights": str(config.weights) if config.weights else None}
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-") as scratch:
+        result_path = Path(scratch) / "row.json"
+        command = [sys.executable, "-c", "from pulse_cli.bench import worker_main; worker_main()"]
+        process = subprocess.run(
+            [*command, json.dumps(fields), backend, str(result_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if not result_path.is_file():
+            lines = [line for line in process.stderr.splitlines() if line.strip()]
+            cause = lines[-1] if lines else f"exit code {process.returncode}"
+            return BenchRow(backend, error=f"the benchmark process died: {cause}")
+        result = json.loads(result_path.read_text())
+    if "error" in result:
+        return BenchRow(backend, error=result["error"])
+    return _row(result["row"])
+
+
+def check_config(config: BenchConfig, selected: list[str]) -> None:
+    """Refuse a benchmark that cannot run, before any process is started."""
+    unknown = [name for name in selected if name not in BACKENDS]
+    if unknown:
+        raise BenchError(f"unknown backend {unknown[0]!r}; known: {', '.join(BACKENDS)}, all")
+    if config.batch < 1 or config.repeats < 1 or config.warmup < 0:
+        raise BenchError("--batch and --repeats must be at least 1, --warmup at least 0")
+    if config.resolution < 4 or config.resolution & (config.resolution - 1):
+        raise BenchError(f"--resolution must be a power of two of at least 4, got {config.resolution}")
+    if config.weights is None:
+        _check_twin(config.model, config.resolution)
+
+
+def run_bench(config: BenchConfig, selected: list[str]) -> list[BenchRow]:
+    """Measure each of ``selected`` backends in a fresh process, in order; a backend whose
+    measurement fails gets a row with its ``error``."""
+    check_config(config, selected)
+    return [_run_in_process(config, backend) for backend in selected]

@@ -1,0 +1,97 @@
+"""``pulse bench``: forward and search-step speed of each backend, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pulse_cli.cli.app import app
+from pulse_cli.cli.console import err, error_line, fail, out
+from pulse_cli.models.registry import DEFAULT_MODEL
+from pulse_cli.options import BACKENDS
+
+INTERRUPTED = 130
+
+
+def _ms(timing) -> str:
+    if timing is None:
+        return "—"
+    digits = 0 if timing.median >= 0.1 else 1
+    values = [f"{seconds * 1000:.{digits}f}" for seconds in (timing.median, timing.min, timing.max)]
+    return f"{values[0]} [{values[1]}–{values[2]}]"
+
+
+@app.command()
+def bench(
+    backend: Annotated[str, typer.Option(help=f"{', '.join(BACKENDS)} or all.")] = "all",
+    model: Annotated[str, typer.Option(help="Generator plugin (see `pulse models list`).")] = DEFAULT_MODEL,
+    resolution: Annotated[int, typer.Option(help="Output side in pixels (StyleGAN: any power of two).")] = 64,
+    batch: Annotated[int, typer.Option(help="Images per forward pass and per search step.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed runs of each measurement (median, min, max).")] = 3,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first (compiling, exporting).")] = 1,
+    weights: Annotated[Path | None, typer.Option(help="Real weights (default: random ones).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Time each backend's forward pass and search step on MODEL.
+
+    One row per backend: forward ms per image, search step (forward +
+    backward + optimizer) ms per image where the backend has one, images per
+    minute for a 100-step search, peak RSS, setup time. Each backend runs in
+    its own process; warm-up runs are left out; figures are the median of
+    the repeats with [min–max]. Random weights unless --weights is given.
+
+    Example: pulse bench --backend all --model stylegan-ffhq --resolution 1024 --repeats 3
+    """
+    from pulse_cli.bench import BenchConfig, BenchError, run_bench
+
+    selected = list(BACKENDS) if backend == "all" else [backend]
+    config = BenchConfig(model, resolution, batch, repeats, warmup, weights)
+    try:
+        rows = run_bench(config, selected)
+    except BenchError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=INTERRUPTED)
+    failed = [row for row in rows if row.error]
+    if as_json:
+        data = {"config": {**vars(config), "weights": str(weights) if weights else None}}
+        typer.echo(json.dumps({**data, "rows": [row.to_dict() for row in rows]}))
+    else:
+        print_table(
+            rows, f"{model} {resolution}x{resolution}, batch {batch}: median [min–max] of {repeats} runs"
+        )
+    for row in failed:
+        error_line(f"{row.backend}: {row.error}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def print_table(rows, title: str) -> None:
+    """The rows as a rich table, then what ran where and the notes."""
+    columns = ("backend", "forward ms/img", "step ms/img", "img/min", "peak RSS MiB", "setup s")
+    table = Table(*columns, title=escape(title))
+    for row in rows:
+        if row.error:
+            table.add_row(row.backend, "[red]failed[/]", *["—"] * 4)
+            continue
+        per_minute = "—" if row.images_per_minute is None else f"{row.images_per_minute:.3g}"
+        cells = (
+            _ms(row.forward),
+            _ms(row.step),
+            per_minute,
+            f"{row.peak_rss_mib:.0f}",
+            f"{row.setup_seconds:.1f}",
+        )
+        table.add_row(row.backend, *map(escape, cells))
+    out.print(table)
+    out.print("img/min: images per minute for a 100-step search; step: forward + backward + optimizer")
+    for row in rows:
+        if row.runs_on:
+            where = "; ".join(f"{role}: {runtime}" for role, runtime in row.runs_on.items())
+            out.print(escape(f"{row.backend}: {where}"))
+    for note in dict.fromkeys(note for row in rows for note in row.notes):
+        err.print(f"note: {escape(note)}")

@@ -1,0 +1,68 @@
+"""Paddle static graphs on disk: written with ``paddle.jit.save``, run with ``paddle.jit.load`` or
+Paddle Inference (``paddle.inference``, oneDNN on CPU when Paddle has it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+from pulse_cli.export.graphs import ExportGraph
+from pulse_cli.export.quiet import captured_output
+
+
+def save(graph: ExportGraph, prefix: Path) -> list[Path]:
+    """Trace ``graph`` and write ``prefix.json`` and ``prefix.pdiparams``; the files written."""
+    graph.layer.eval()
+    paddle.jit.save(graph.layer, str(prefix), input_spec=graph.input_spec)
+    return [Path(f"{prefix}.json"), Path(f"{prefix}.pdiparams")]
+
+
+def onednn_available() -> bool:
+    """Whether this Paddle build has oneDNN kernels (the CPU wheels do)."""
+    return bool(paddle.base.core.is_compiled_with_mkldnn())
+
+
+class JitGraph:
+    """A saved graph loaded back with ``paddle.jit.load``: numpy in, numpy out."""
+
+    def __init__(self, prefix: Path, input_names: Sequence[str]) -> None:
+        self.layer = paddle.jit.load(str(prefix))
+        self.input_names = list(input_names)
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with paddle.no_grad():
+            outputs = self.layer(*[paddle.to_tensor(feed[name]) for name in self.input_names])
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return [out.numpy() for out in outputs]
+
+
+class InferenceGraph:
+    """A saved graph run by a Paddle Inference predictor, with oneDNN on CPU when ``onednn``."""
+
+    def __init__(self, prefix: Path, onednn: bool = True, threads: int | None = None) -> None:
+        from paddle import inference
+
+        config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
+        if paddle.is_compiled_with_cuda() and paddle.device.get_device().startswith("gpu"):
+            config.enable_use_gpu(256, 0)
+        elif onednn and onednn_available():
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()
+        if threads:
+            config.set_cpu_math_library_num_threads(threads)
+        config.disable_glog_info()
+        self.predictor = inference.create_predictor(config)
+        self.input_names = self.predictor.get_input_names()
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        for name in self.input_names:
+            self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
+        with captured_output():  # its oneDNN kernel checks print to stdout
+            self.predictor.run()
+        return [
+            self.predictor.get_output_handle(name).copy_to_cpu() for name in self.predictor.get_output_names()
+        ]

@@ -1,0 +1,152 @@
+"""The search backends: the compiled static search follows the paper's trajectory, and ``--starts``
+scores random starting points (in onnxruntime for ``onnx``) and starts from the best."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from pulse_cli import backends
+from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.options import SearchOptions
+from pulse_cli.search import build_objective, draw_start, search
+
+TRAJECTORY_OPTIONS = (
+    "loss_str", "eps", "noise_type", "num_trainable_noise_layers", "tile_latent", "bad_noise_layers",
+    "opt_name", "learning_rate", "steps", "lr_schedule",
+)  # fmt: skip
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) / np.abs(b)
+
+
+def _onednn_flag() -> bool:
+    return bool(paddle.get_flags(["FLAGS_use_mkldnn"])["FLAGS_use_mkldnn"])
+
+
+@pytest.fixture(scope="module")
+def tiny_stylegan():
+    """A tiny untrained StyleGAN (32 px, 8 latent layers)."""
+    return StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def references():
+    return np.random.default_rng(21).random((2, 3, 8, 8), dtype=np.float32)
+
+
+def test_static_backend_follows_the_reference_trajectory(reference_dir):
+    config = json.loads((reference_dir / "trajectory_small.json").read_text())
+    small = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
+    init = np.load(reference_dir / "trajectory_small_init.npz")
+    expected = np.load(reference_dir / "trajectory_small_result.npz")
+    model = StyleGAN.from_files(
+        reference_dir / "stylegan_small.pt", gaussian_fit=reference_dir / "gaussian_fit.pt", **small
+    )
+    options = SearchOptions(**{key: config[key] for key in TRAJECTORY_OPTIONS}, backend="static")
+    noise = [init[f"noise_{i}"] for i in range(model.num_layers)]
+    flag_before = _onednn_flag()
+    objective = build_objective(model, 8, options)
+    result = search(
+        model, init["ref_im"], options, init_latent=init["latent"], init_noise=noise, objective=objective
+    )
+
+    for name in ("TOTAL", "L2", "GEOCROSS"):
+        ours, ref = result.log[name][:, 0], expected[name]
+        assert ours.shape == ref.shape
+        assert _relative(ours[0], ref[0]) < 1e-4, name
+        assert _relative(ours[:5], ref[:5]).max() < 1e-3, name
+        assert _relative(ours, ref).max() < 3e-2, name
+    assert _relative(result.log["L2"][-1, 0], expected["L2"][-1]) < 0.10
+    assert backends.runtime_of(objective).startswith("Paddle to_static")
+    assert _onednn_flag() == flag_before
+
+
+@pytest.mark.parametrize("onednn_backward", [False, True])
+def test_compiled_synthesis_gives_the_dygraph_gradients_of_latent_and_noise(reference_dir, onednn_backward):
+    small = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
+    init = np.load(reference_dir / "trajectory_small_init.npz")
+    model = StyleGAN.from_files(
+        reference_dir / "stylegan_small.pt", gaussian_fit=reference_dir / "gaussian_fit.pt", **small
+    )
+    for parameter in model.parameters():
+        parameter.stop_gradient = True
+    eager = build_objective(model, 8, SearchOptions())
+
+    def gradients(objective) -> list[np.ndarray]:
+        latent = paddle.to_tensor(init["latent"], stop_gradient=False)
+        noise = [paddle.to_tensor(init[f"noise_{i}"], stop_gradient=i >= 5) for i in range(model.num_layers)]
+        _, _, total, _ = objective(latent, noise, paddle.to_tensor(init["ref_im"]))
+        total.sum().backward()
+        return [latent.grad.numpy()] + [n.grad.numpy() for n in noise[:5]]
+
+    compiled = backends.compiled_objective(eager, onednn_backward=onednn_backward)
+    for ours, reference in zip(gradients(compiled), gradients(eager)):
+        assert np.abs(reference).max() > 0
+        np.testing.assert_allclose(ours, reference, atol=1e-4 * np.abs(reference).max())
+
+
+def _candidate_totals(generator, refs, options) -> np.ndarray:
+    """Every candidate's total [K, B], scored by hand with the eager objective, as the search draws them."""
+    rng = np.random.default_rng(options.seed)
+    objective = build_objective(generator, 4, options.with_(backend="dygraph"))
+    bad = options.bad_layers(len(generator.noise_resolutions))
+    totals = []
+    for _ in range(options.starts):
+        start = draw_start(generator, len(refs), options, rng)
+        noise = [
+            paddle.zeros(n.shape) if i in bad else paddle.to_tensor(n) for i, n in enumerate(start.noise)
+        ]
+        with paddle.no_grad():
+            totals.append(objective(paddle.to_tensor(start.latent), noise, paddle.to_tensor(refs))[2].numpy())
+    return np.stack(totals)
+
+
+@pytest.mark.parametrize(("backend", "tile_latent"), [("dygraph", False), ("onnx", False), ("onnx", True)])
+def test_starts_search_from_each_images_lowest_loss_start(tiny_stylegan, references, backend, tile_latent):
+    options = SearchOptions(steps=1, seed=9, starts=5, backend=backend, tile_latent=tile_latent)
+    totals = _candidate_totals(tiny_stylegan, references, options)
+    assert (totals.argmin(axis=0) != 0).any()  # the first start is not the best: the choice matters
+    result = search(tiny_stylegan, references, options)
+    np.testing.assert_allclose(result.log["TOTAL"][0], totals.min(axis=0), rtol=1e-5)
+
+
+def test_one_start_is_the_plain_random_start(tiny_stylegan, references):
+    options = SearchOptions(steps=1, seed=9, starts=3)
+    totals = _candidate_totals(tiny_stylegan, references, options)
+    plain = search(tiny_stylegan, references, options.with_(starts=1))
+    np.testing.assert_allclose(plain.log["TOTAL"][0], totals[0], rtol=1e-5)
+
+
+def test_onnx_scorer_is_checked_and_agrees_with_the_eager_objective(tiny_stylegan, references):
+    objective = build_objective(tiny_stylegan, 4, SearchOptions(backend="onnx"))
+    scorer = backends.forward_scorer(objective, "onnx")
+    assert scorer.runtime.startswith("onnxruntime (")
+    assert backends.forward_scorer(objective, "onnx") is scorer  # exported once per model and loss
+    rng = np.random.default_rng(2)
+    latent = rng.standard_normal((2, 8, 512), dtype=np.float32)
+    noise = [rng.standard_normal((2, 1, r, r), dtype=np.float32) for r in tiny_stylegan.noise_resolutions]
+    total, terms = scorer.score(latent, noise, references)
+    eager_total, eager_terms = backends.PaddleScorer(objective).score(latent, noise, references)
+    np.testing.assert_allclose(total, eager_total, rtol=1e-4)
+    np.testing.assert_allclose(terms, eager_terms, rtol=1e-4)
+    assert backends.roles(objective, scorer) == {
+        "gradient steps": "Paddle dygraph",
+        "forward-only scoring": scorer.runtime,
+    }
+
+
+def test_static_backend_compiles_without_onednn_what_onednn_cannot_train(dcgan_generator):
+    """The DCGAN's transposed convolutions are inference-only in oneDNN: compiled without it."""
+    refs = np.random.default_rng(5).random((1, 3, 16, 16), dtype=np.float32)
+    options = SearchOptions(steps=3, seed=4)
+    objective = build_objective(dcgan_generator, 4, options.with_(backend="static"))
+    static = search(dcgan_generator, refs, options.with_(backend="static"), objective=objective)
+    eager = search(dcgan_generator, refs, options)
+    np.testing.assert_allclose(static.log["TOTAL"], eager.log["TOTAL"], rtol=1e-4)
+    if backends.onednn_available():
+        assert "oneDNN refused" in backends.runtime_of(objective)

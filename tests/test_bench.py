@@ -1,0 +1,83 @@
+"""``pulse bench``: one row per backend with the figures it promises (never a speed assertion)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import pulse_cli.cli.bench  # noqa: F401  (registers the command)
+from pulse_cli.bench import SEARCH_STEPS, BenchConfig, BenchError, measure_backend, run_bench
+from pulse_cli.cli.app import app
+from pulse_cli.options import BACKENDS
+
+
+def _assert_timing(timing) -> None:
+    assert 0 < timing.min <= timing.median <= timing.max
+
+
+def test_every_backend_gets_a_row_measured_in_its_own_process():
+    rows = run_bench(BenchConfig("dcgan-digiface", 64, batch=2, repeats=2), list(BACKENDS))
+    assert [row.backend for row in rows] == list(BACKENDS)
+    for row in rows:
+        _assert_timing(row.forward)
+        assert row.peak_rss_mib > 50 and row.setup_seconds >= 0
+        assert "weights: random" in row.notes
+    for row in rows[:2]:
+        _assert_timing(row.step)
+        assert row.images_per_minute == pytest.approx(60 / (SEARCH_STEPS * row.step.median))
+    onnx = rows[2]
+    assert onnx.step is None and onnx.images_per_minute is None
+    assert onnx.runs_on["forward-only scoring"].startswith("onnxruntime")
+    assert onnx.runs_on["gradient steps"] == "Paddle dygraph"
+
+
+def test_a_stylegan_runs_on_random_weights_without_any_file():
+    row = measure_backend(BenchConfig("stylegan-ffhq", 16, repeats=1, warmup=0), "dygraph")
+    assert row.step is not None and row.runs_on["gradient steps"] == "Paddle dygraph"
+
+
+@pytest.mark.parametrize(
+    ("config", "backends", "message"),
+    [
+        (BenchConfig("dcgan-digiface", 64), ["tpu"], "unknown backend 'tpu'"),
+        (BenchConfig("dcgan-digiface", 48), ["dygraph"], "power of two"),
+        (BenchConfig("dcgan-digiface", 64, repeats=0), ["dygraph"], "at least 1"),
+        (BenchConfig("dcgan-digiface", 128), ["dygraph"], "makes 64 px images"),
+        (BenchConfig("no-such-model", 64), ["dygraph"], "no random-weight twin"),
+    ],
+)
+def test_a_benchmark_that_cannot_run_is_refused_in_one_line(config, backends, message):
+    with pytest.raises(BenchError, match=message):
+        run_bench(config, backends)
+
+
+def test_bench_command_prints_json_rows():
+    result = CliRunner().invoke(
+        app, ["bench", "--backend", "onnx", "--model", "dcgan-digiface", "--repeats", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["config"]["model"] == "dcgan-digiface" and data["config"]["resolution"] == 64
+    assert [row["backend"] for row in data["rows"]] == ["onnx"]
+
+
+def test_bench_command_prints_a_table_and_says_what_ran_where():
+    result = CliRunner().invoke(app, ["bench", "--backend", "dygraph", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert "forward ms/img" in result.output and "dygraph: gradient steps: Paddle dygraph" in result.output
+
+
+def test_bench_command_reports_a_bad_backend_as_a_usage_error():
+    result = CliRunner().invoke(app, ["bench", "--backend", "tpu"])
+    assert result.exit_code == 2 and "unknown backend 'tpu'" in result.output
+
+
+def test_a_backend_that_fails_gets_a_row_with_its_error(tmp_path):
+    rows = run_bench(BenchConfig("dcgan-digiface", 64, weights=tmp_path / "missing.pdparams"), ["dygraph"])
+    assert rows[0].forward is None and "missing.pdparams" in rows[0].error
+    result = CliRunner().invoke(
+        app, ["bench", "--backend", "dygraph", "--weights", str(tmp_path / "missing.pdparams")]
+    )
+    assert result.exit_code == 1 and "failed" in result.output
