@@ -8,7 +8,7 @@ import warnings
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 # Each command module registers its commands on ``app`` when imported.
-from pulse_cli.cli import demo, export, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
+from pulse_cli.cli import bench, demo, export, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
 from pulse_cli.cli.app import app  # noqa: E402
 
 
