@@ -8,12 +8,8 @@ define the graph, so a changed implementation never reuses a stale export.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import sys
 import tempfile
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +18,7 @@ import numpy as np
 
 import pulse_cli
 from pulse_cli.atomic import atomic_write
+from pulse_cli.export.quiet import captured_output
 from pulse_cli.models.cache import cache_dir
 from pulse_cli.niqe.variants import Variant, get_variant
 
@@ -83,41 +80,19 @@ def export_graph(variant: Variant, channels: int, path: Path) -> Path:
         prefix = Path(folder) / "niqe"
         params = prefix.with_suffix(".pdiparams")
         onnx_file = prefix.with_suffix(".onnx")
-        with _captured_output(Path(folder) / "log.txt"):
-            paddle.jit.save(layer, str(prefix), input_spec=spec)
-            paddle2onnx.export(
-                str(prefix.with_suffix(".json")),
-                str(params) if params.exists() else "",
-                str(onnx_file),
-                opset_version=OPSET,
-                optimize_tool="None",
-            )
+        try:
+            with captured_output() as printed:
+                paddle.jit.save(layer, str(prefix), input_spec=spec)
+                paddle2onnx.export(
+                    str(prefix.with_suffix(".json")),
+                    str(params) if params.exists() else "",
+                    str(onnx_file),
+                    opset_version=OPSET,
+                    optimize_tool="None",
+                )
+        except Exception as error:
+            output = "\n".join(printed)[-4000:]
+            raise RuntimeError(f"exporting the NIQE graph to ONNX failed: {error}\n{output}") from error
         with atomic_write(path) as file:
             file.write(onnx_file.read_bytes())
     return path
-
-
-@contextlib.contextmanager
-def _captured_output(log: Path) -> Iterator[None]:
-    """Send file descriptors 1 and 2 (C++ code writes there too) to ``log`` for the block; on an
-    error, raise a RuntimeError that carries what was written."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(log, "wb") as sink:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-    except Exception as error:
-        output = log.read_text(errors="replace")[-4000:]
-        raise RuntimeError(f"exporting the NIQE graph to ONNX failed: {error}\n{output}") from error
-    finally:
-        for fd in saved:
-            os.close(fd)
