@@ -35,12 +35,27 @@ class StepReport:
 
 
 @dataclass
+class Rescore:
+    """Each image's best latent and noise scored again, forward-only, by another runtime.
+
+    ``scores`` maps TOTAL and each loss term to an array [B], as ``SearchResult.log`` names them.
+    """
+
+    runtime: str
+    scores: dict[str, np.ndarray]
+
+
+@dataclass
 class SearchResult:
     """The outcome of one search over a batch of references.
 
     ``log`` maps TOTAL and each loss term to an array [steps_run, B], recorded before each step.
-    ``best_image`` is each image's lowest-TOTAL image; ``eps_met`` says whether its L2 is within eps.
-    ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
+    ``best_image`` is each image's lowest-TOTAL image, made from ``best_latent`` [B, 1 or L, D]
+    and ``best_noise`` (every noise map as it was fed at that step, one [B,1,r,r] per noise
+    layer); ``best_total`` and ``best_l2`` are its scores; ``eps_met`` says whether its L2 is
+    within eps. ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
+    ``roles`` says which runtime did the gradient steps and which the forward-only scoring
+    (``backends.roles``); ``rescore`` is the best latents scored by onnxruntime with ``onnx``.
     """
 
     log: dict[str, np.ndarray]
@@ -53,6 +68,11 @@ class SearchResult:
     steps_run: int
     seconds: float
     errors: list[str | None] = field(default_factory=list)
+    best_latent: np.ndarray | None = None
+    best_noise: list[np.ndarray] = field(default_factory=list)
+    best_total: np.ndarray | None = None
+    roles: dict[str, str] = field(default_factory=dict)
+    rescore: Rescore | None = None
 
 
 @dataclass
@@ -135,6 +155,21 @@ def best_of_starts(
     return StartingPoint(latent, noise)
 
 
+def rescore(
+    scorer: backends.Scorer,
+    term_names: Sequence[str],
+    latent: np.ndarray,
+    noise: Sequence[np.ndarray],
+    ref_im: np.ndarray,
+) -> Rescore:
+    """Latents and their noise scored again, forward-only, by ``scorer`` (the final scoring of
+    the ``onnx`` backend's outputs, in onnxruntime)."""
+    total, terms = scorer.score(latent, noise, ref_im)
+    scores = {"TOTAL": np.asarray(total, np.float64)}
+    scores.update({name: np.asarray(values, np.float64) for name, values in zip(term_names, terms)})
+    return Rescore(scorer.runtime, scores)
+
+
 def search(
     model: Generator,
     ref_im: np.ndarray,
@@ -182,6 +217,9 @@ def search(
     best_image_lr = np.zeros_like(ref_np)
     best_step = np.full(batch, -1, dtype=np.int64)
     best_l2 = np.full(batch, np.inf)
+    best_latent = latent.numpy()
+    best_noise = [n.numpy() for n in noise]
+    trained_noise = [j for j, n in enumerate(noise) if not n.stop_gradient]
     errors: list[str | None] = [None] * batch
     eps = float(np.float32(options.eps))  # L2 is clamped to eps in float32: compare at that precision
     began = time.perf_counter()
@@ -205,6 +243,9 @@ def search(
             best_image[improved] = images[improved]
             best_image_lr[improved] = images_lr[improved]
             best_step[improved] = step
+            best_latent[improved] = latent.numpy()[improved]
+            for j in trained_noise:
+                best_noise[j][improved] = noise[j].numpy()[improved]
             if l2 is not None:
                 best_l2[improved] = l2[improved]
         steps_run = step + 1
@@ -220,7 +261,12 @@ def search(
         paddle.where(paddle.isfinite(total), total, paddle.zeros_like(total)).sum().backward()
         optimizer.step()
         scheduler.step()
+    seconds = time.perf_counter() - began
     eps_met = (best_l2 <= eps) & np.array([error is None for error in errors])
+    scorer = backends.forward_scorer(objective, options.backend)
+    final_scores = None
+    if options.backend == "onnx":  # its outputs are scored again in onnxruntime
+        final_scores = rescore(scorer, objective.term_names, best_latent, best_noise, ref_np)
     return SearchResult(
         log={name: np.stack(values) if values else np.zeros((0, batch)) for name, values in log.items()},
         best_image=np.clip(best_image, 0, 1),
@@ -230,7 +276,12 @@ def search(
         eps_met=eps_met,
         final_latent=latent.numpy(),
         steps_run=steps_run,
-        seconds=time.perf_counter() - began,
+        seconds=seconds,
         errors=errors,
+        best_latent=best_latent,
+        best_noise=best_noise,
+        best_total=best_total,
+        roles=backends.roles(objective, scorer),
+        rescore=final_scores,
     )
 

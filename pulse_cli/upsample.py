@@ -3,9 +3,10 @@
 ``upsample_folder(generator, input_dir, output_dir, options)`` searches every input (or one shard
 of them) and writes, as PULSE's run.py names them, ``{stem}.png`` (``{stem}_{k}.png`` with
 duplicates), ``{stem}/HR/{stem}_{step}.png`` and ``{stem}/LR/…`` with ``save_intermediate``, and
-``{stem}.npy`` (the searched latent) with ``save_latent``; plus ``report.json``, rewritten as each
-image finishes, and ``contact_sheet.png``. Every file is written atomically. An input that fails
-is recorded with its error and the job goes on; existing outputs are skipped unless ``overwrite``.
+``{stem}.npz`` (the best image's latent and noise maps) with ``save_latent``; plus ``report.json``,
+rewritten as each image finishes, and ``contact_sheet.png``. Every file is written atomically. An
+input that fails is recorded with its error and the job goes on; existing outputs are skipped
+unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pulse_cli.graphs.losses import parse_loss_str
 from pulse_cli.images import InputImageError, load_input, read_image, to_pil
 from pulse_cli.models.generator import Generator
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchResult, StepReport, search
+from pulse_cli.search import Rescore, SearchResult, StepReport, search
 
 NIQE_MIN_SIDE = 192  # NIQE's 96-pixel blocks at two scales
 SHEET_COLUMNS = 16
@@ -84,6 +85,9 @@ class ImageRecord:
     ``name`` is the output's stem, or the input's file name when the input itself was refused.
     ``status`` is ``ok``, ``failed`` or ``skipped`` (its output existed); ``seed`` is the seed its
     search was drawn with, so it can be reproduced; ``seconds`` is its share of its batch's search.
+    ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
+    as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
+    ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
     """
 
     name: str
@@ -94,6 +98,8 @@ class ImageRecord:
     output: str | None = None
     seed: int | None = None
     l2: float | None = None
+    total: float | None = None
+    rescore: dict[str, Any] | None = None
     eps_met: bool | None = None
     best_step: int | None = None
     steps_run: int | None = None
@@ -105,12 +111,14 @@ class ImageRecord:
 
 @dataclass
 class UpsampleReport:
-    """The job's report: the model, the options, and one record per output image so far."""
+    """The job's report: the model, the options, which runtime did what in its searches
+    (``roles``, from ``backends.roles``; None until a search ran) and one record per output image."""
 
     output_dir: Path
     model: dict[str, Any]
     options: dict[str, Any]
     shard: str | None
+    roles: dict[str, str] | None = None
     images: list[ImageRecord] = field(default_factory=list)
     interrupted: bool = False
     report_path: Path | None = None
@@ -141,6 +149,7 @@ class UpsampleReport:
             "model": self.model,
             "options": self.options,
             "shard": self.shard,
+            "roles": self.roles,
             "summary": self.summary(),
             "contact_sheet": self.contact_sheet_path.name if self.contact_sheet_path else None,
             "images": [asdict(record) for record in self.images],
@@ -254,6 +263,24 @@ def _previous_records(path: Path) -> dict[str, dict[str, Any]]:
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def _finite(value: Any) -> float | None:
+    """A score as report.json holds it: a float, or None when it is not finite."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _rescore_of(rescore: Rescore | None, i: int) -> dict[str, Any] | None:
+    """Image ``i``'s scores from the final scoring in another runtime, as its record holds them."""
+    if rescore is None:
+        return None
+    l2 = rescore.scores.get("L2")
+    return {
+        "runtime": rescore.runtime,
+        "total": _finite(rescore.scores["TOTAL"][i]),
+        "l2": None if l2 is None else _finite(l2[i]),
+    }
 
 
 def _first_line(exc: BaseException) -> str:
@@ -376,6 +403,7 @@ class _Job:
             for item in items:
                 self.record(item.name, item.path, "failed", seed=seed, error=error)
             return
+        self.report.roles = result.roles
         for i, item in enumerate(items):
             self.finish(item, i, result, seed)
 
@@ -386,25 +414,31 @@ class _Job:
             "steps_run": result.steps_run,
             "seconds": result.seconds / len(result.best_l2),
             "best_step": int(result.best_step[i]) if result.best_step[i] >= 0 else None,
-            "l2": float(result.best_l2[i]) if np.isfinite(result.best_l2[i]) else None,
+            "l2": _finite(result.best_l2[i]),
+            "total": _finite(result.best_total[i]),
         }
         error = result.errors[i] if result.errors else None
         if error is not None:
             self.record(item.name, item.path, "failed", eps_met=False, error=error, **common)
             return
-        latent = None
-        if self.save_latent:
-            latent_path = self.output_dir / f"{item.name}.npy"
-            with atomic_write(latent_path, "wb") as file:
-                np.save(file, result.final_latent[i])
-            latent = latent_path.name
+        latent = self.write_latent(item.name, i, result) if self.save_latent else None
         output = self.output_path(item.name)
         atomic_save_image(to_pil(result.best_image[i]), output)
         niqe = self.niqe_of(output) if self.niqe else None
         self.record(
             item.name, item.path, "ok", output=output.name, eps_met=bool(result.eps_met[i]),
-            niqe=niqe, latent=latent, **common,
+            rescore=_rescore_of(result.rescore, i), niqe=niqe, latent=latent, **common,
         )
+
+    def write_latent(self, name: str, i: int, result: SearchResult) -> str:
+        """Write image ``i``'s best latent and noise maps as ``{name}.npz`` (``latent`` [1 or L, D],
+        ``noise_{k}`` [1, r, r] for each noise layer), from which its output can be made again."""
+        path = self.output_dir / f"{name}.npz"
+        arrays = {"latent": result.best_latent[i]}
+        arrays.update({f"noise_{k}": noise[i] for k, noise in enumerate(result.best_noise)})
+        with atomic_write(path, "wb") as file:
+            np.savez_compressed(file, **arrays)
+        return path.name
 
     @staticmethod
     def niqe_of(output: Path) -> float | None:

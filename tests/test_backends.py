@@ -150,3 +150,25 @@ def test_static_backend_compiles_without_onednn_what_onednn_cannot_train(dcgan_g
     np.testing.assert_allclose(static.log["TOTAL"], eager.log["TOTAL"], rtol=1e-4)
     if backends.onednn_available():
         assert "oneDNN refused" in backends.runtime_of(objective)
+
+
+@pytest.mark.parametrize(
+    ("backend", "steps_on", "scoring_on"),
+    [
+        ("dygraph", "Paddle dygraph", "Paddle dygraph"),
+        ("static", "Paddle to_static", "Paddle to_static"),
+        ("onnx", "Paddle dygraph", "onnxruntime ("),
+    ],
+)
+def test_search_records_which_runtime_did_what(tiny_stylegan, references, backend, steps_on, scoring_on):
+    result = search(tiny_stylegan, references, SearchOptions(steps=3, seed=1, backend=backend))
+    assert set(result.roles) == {"gradient steps", "forward-only scoring"}
+    assert result.roles["gradient steps"].startswith(steps_on)
+    assert result.roles["forward-only scoring"].startswith(scoring_on)
+    if backend != "onnx":
+        assert result.rescore is None  # their outputs are scored by the search itself
+        return
+    assert result.rescore.runtime == result.roles["forward-only scoring"]
+    assert set(result.rescore.scores) == set(result.log)
+    np.testing.assert_allclose(result.rescore.scores["TOTAL"], result.best_total, rtol=1e-4)
+    np.testing.assert_allclose(result.rescore.scores["L2"], result.best_l2, rtol=1e-4)

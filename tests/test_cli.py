@@ -56,6 +56,8 @@ def test_upsample_writes_outputs_report_and_sheet_and_exits_0(dcgan_cache, tmp_p
     report = json.loads((out / "report.json").read_text())
     assert report["model"]["name"] == "dcgan-digiface" and report["summary"]["ok"] == 3
     assert "3 upsampled" in result.stdout
+    roles = "backend dygraph: gradient steps: Paddle dygraph; forward-only scoring: Paddle dygraph"
+    assert roles in result.stdout.splitlines()
 
 
 def test_a_failed_image_gets_one_error_line_and_exit_1(dcgan_cache, tmp_path):
@@ -78,6 +80,19 @@ def test_json_prints_one_machine_readable_summary(dcgan_cache, tmp_path):
     assert summary["options"]["steps"] == 2 and summary["options"]["duplicates"] == 2
 
 
+def test_onnx_backend_json_says_what_ran_where_and_holds_the_onnxruntime_scores(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST, "--backend", "onnx", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["roles"]["gradient steps"] == "Paddle dygraph"
+    assert summary["roles"]["forward-only scoring"].startswith("onnxruntime (")
+    image = summary["images"][0]
+    assert image["rescore"]["runtime"] == summary["roles"]["forward-only scoring"]
+    assert image["rescore"]["l2"] == pytest.approx(image["l2"], rel=1e-4)
+    assert image["rescore"]["total"] == pytest.approx(image["total"], rel=1e-4)
+
+
 def test_search_flags_map_onto_search_options(dcgan_cache, tmp_path):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})
     result = invoke(
@@ -95,7 +110,7 @@ def test_search_flags_map_onto_search_options(dcgan_cache, tmp_path):
         "learning_rate": 0.1, "lr_schedule": "linear1cycle", "batch_size": 2, "starts": 2, "early_stop": True,
         "save_intermediate": True, "backend": "dygraph",
     }
-    assert (tmp_path / "out" / "a.npy").is_file() and (tmp_path / "out" / "a" / "HR").is_dir()
+    assert (tmp_path / "out" / "a.npz").is_file() and (tmp_path / "out" / "a" / "HR").is_dir()
 
 
 def test_shard_flag_takes_a_disjoint_slice(dcgan_cache, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from pulse_cli.models.stylegan import StyleGAN
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchError, search
+from pulse_cli.search import SearchError, build_objective, draw_start, search
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -115,8 +115,33 @@ def test_reference_that_does_not_divide_the_output_is_refused(small_random_style
 
 
 def test_an_image_at_the_eps_floor_meets_eps(small_random_stylegan, two_references):
-    """L2 is clamped to eps in float32; an image at that floor counts as meeting eps."""
-    result = search(small_random_stylegan, two_references, SearchOptions(steps=1, eps=0.7))
-    at_floor = result.best_l2 == np.float32(0.7)
-    assert at_floor.any()
-    assert result.eps_met[at_floor].all()
+    """L2 is clamped to eps in float32; an image at that floor counts as meeting eps, also where
+    the float32 eps is a hair above the float64 one (as 2e-3, PULSE's default, is)."""
+    eps = 1000.2  # far above this generator's L2, so every image sits at the floor
+    assert float(np.float32(eps)) > eps
+    result = search(small_random_stylegan, two_references, SearchOptions(steps=1, eps=eps, seed=1))
+    np.testing.assert_array_equal(result.best_l2, np.float32(eps))
+    assert result.eps_met.all()
+
+
+def test_best_latent_and_noise_make_the_best_image_again(small_random_stylegan, two_references):
+    options = SearchOptions(steps=3, seed=1, num_trainable_noise_layers=2, bad_noise_layers="7")
+    result = search(small_random_stylegan, two_references, options)
+    assert (result.best_step > 0).all()  # the best step is not the start: the latent and noise moved
+    start = draw_start(small_random_stylegan, 2, options, np.random.default_rng(options.seed))
+    assert len(result.best_noise) == 8
+    for layer in (0, 1):  # trained: the best step's maps, not the start's
+        assert not np.array_equal(result.best_noise[layer], start.noise[layer])
+    for layer in range(2, 7):  # fixed: as drawn
+        np.testing.assert_array_equal(result.best_noise[layer], start.noise[layer])
+    assert not result.best_noise[7].any()  # held at zero, as fed
+    objective = build_objective(small_random_stylegan, 4, options)
+    with paddle.no_grad():
+        image, _, total, _ = objective(
+            paddle.to_tensor(result.best_latent),
+            [paddle.to_tensor(noise) for noise in result.best_noise],
+            paddle.to_tensor(two_references),
+        )
+    np.testing.assert_allclose(np.clip(image.numpy(), 0, 1), result.best_image, atol=1e-5)
+    np.testing.assert_allclose(total.numpy(), result.best_total, rtol=1e-5)
+    np.testing.assert_array_equal(result.best_total, result.log["TOTAL"][result.best_step, [0, 1]])

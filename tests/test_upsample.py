@@ -82,15 +82,18 @@ def test_outputs_are_named_and_laid_out_as_pulse_names_them(tmp_path):
             steps = sorted(p.name for p in (out / name / kind).iterdir())
             assert steps == [f"{name}_{j:02d}.png" for j in range(3)]
             assert Image.open(out / name / kind / steps[0]).size == (side, side)
-        assert np.load(out / f"{name}.npy").shape == (1, TOY_LATENT)
-    records = by_name(read_report(out))
+        assert np.load(out / f"{name}.npz")["latent"].shape == (1, TOY_LATENT)
+    written = read_report(out)
+    records = by_name(written)
     assert set(records) == set(names) and report.summary()["ok"] == 4
+    assert written["roles"] == {"gradient steps": "Paddle dygraph", "forward-only scoring": "Paddle dygraph"}
     record = records["a_2"]
     assert record["input"] == str(inputs / "a.png") and record["output"] == "a_2.png"
     assert record["model"] == "toy" and record["options"]["duplicates"] == 2
     assert record["steps_run"] == 3 and 0 <= record["best_step"] < 3
     assert record["l2"] > 0 and isinstance(record["eps_met"], bool) and record["seconds"] > 0
-    assert record["latent"] == "a_2.npy" and record["error"] is None
+    assert record["latent"] == "a_2.npz" and record["error"] is None
+    assert record["total"] == pytest.approx(100 * record["l2"]) and record["rescore"] is None
     assert (out / "a_1.png").read_bytes() != (out / "a_2.png").read_bytes()  # duplicates differ
     assert not list(out.rglob(".*.tmp"))
 
@@ -261,3 +264,30 @@ def test_stylegan_small_upsamples_through_the_library(reference_dir, tmp_path):
     assert record["status"] == "ok" and record["model"] == "stylegan" and record["steps_run"] == 2
     assert Image.open(tmp_path / "out" / "face.png").size == (128, 128)
     assert report.model["resolution"] == 128
+
+
+def test_onnx_backend_report_holds_onnxruntime_scores_and_latents_that_remake_each_output(tmp_path):
+    generator = StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    options = SearchOptions(steps=3, seed=2, batch_size=2, backend="onnx")
+    upsample_folder(generator, inputs, out, options, save_latent=True)
+
+    report = read_report(out)
+    assert [record["status"] for record in report["images"]] == ["ok", "ok"], report["images"]
+    onnxruntime = report["roles"]["forward-only scoring"]
+    assert report["roles"]["gradient steps"] == "Paddle dygraph" and onnxruntime.startswith("onnxruntime (")
+    for name, record in by_name(report).items():
+        rescore = record["rescore"]
+        assert rescore["runtime"] == onnxruntime
+        assert rescore["total"] == pytest.approx(record["total"], rel=1e-4)
+        assert rescore["l2"] == pytest.approx(record["l2"], rel=1e-4)
+        saved = np.load(out / record["latent"])
+        assert record["latent"] == f"{name}.npz"
+        assert sorted(saved.files) == sorted(["latent", *(f"noise_{k}" for k in range(8))])
+        with paddle.no_grad():
+            latent = generator.map_latent(paddle.to_tensor(saved["latent"][None]))
+            image = generator(latent, [paddle.to_tensor(saved[f"noise_{k}"][None]) for k in range(8)])
+        written = np.asarray(Image.open(out / record["output"]), np.float32) / 255
+        remade = np.clip(image.numpy()[0].transpose(1, 2, 0), 0, 1)
+        np.testing.assert_allclose(remade, written, atol=0.5 / 255 + 1e-5)  # 8-bit rounding

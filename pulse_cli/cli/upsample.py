@@ -115,12 +115,19 @@ def summary_json(report: UpsampleReport) -> str:
     return json.dumps(data)
 
 
+def roles_line(roles: dict[str, str]) -> str:
+    """Which runtime did what, on one line: ``gradient steps: Paddle dygraph; forward-only …``."""
+    return "; ".join(f"{what}: {runtime}" for what, runtime in roles.items())
+
+
 def print_summary(report: UpsampleReport) -> None:
     counts = report.summary()
     out.print(
         f"{counts['ok']} upsampled ({counts['eps_met']} met eps), {counts['skipped']} skipped "
         f"(output exists), {counts['failed']} failed"
     )
+    if report.roles:
+        out.print(escape(f"backend {report.options['backend']}: {roles_line(report.roles)}"))
     out.print(f"report: {escape(str(report.report_path))}")
     if report.contact_sheet_path:
         out.print(f"contact sheet: {escape(str(report.contact_sheet_path))}")
@@ -219,7 +226,9 @@ def upsample(
     save_intermediate: Annotated[
         bool, _option(OUTPUT, "Keep every step's images in {stem}/HR and {stem}/LR.", "--save-intermediate")
     ] = DEFAULTS.save_intermediate,
-    save_latent: Annotated[bool, _option(OUTPUT, "Keep each latent as {stem}.npy.", "--save-latent")] = False,
+    save_latent: Annotated[
+        bool, _option(OUTPUT, "Keep each output's latent and noise maps as {stem}.npz.", "--save-latent")
+    ] = False,
     niqe: Annotated[bool, _option(OUTPUT, "Score outputs of 192 px and more with NIQE.", "--niqe")] = False,
     overwrite: Annotated[
         bool, _option(OUTPUT, "Redo images whose output exists (default: skip them: resume).", "--overwrite")
