@@ -85,18 +85,22 @@ class CompiledSynthesis(nn.Layer):
     the forward call, ``onednn_backward`` for the backward (from a gradient hook on the output
     until one on the first input that takes a gradient); the rest of the process never sees it.
 
-    oneDNN's convolutions are 2-3 times faster than Paddle's own, but its backward of a
-    broadcast multiply or add (StyleGAN's style modulation, noise and biases) is many times
-    slower, so by default only the forward uses oneDNN (measured at 1024 px: 10.7 s a step
-    against 16.3 s with a oneDNN backward, 11.3 s in dygraph). A network that oneDNN refuses to
-    train (``conv2d_transpose`` is inference-only there) is compiled without it.
+    oneDNN's convolutions are 2-3 times faster than Paddle's own, but some of its backward
+    kernels are slow (a broadcast multiply or add) or wrong (a broadcast subtraction), so the
+    backward uses oneDNN only for a network that says it is written for it: one whose
+    ``onednn_backward`` attribute is true, as StyleGAN's (1024 px, batch 1: 6.6 s a step against
+    9.8 s in dygraph). The ``onednn_backward`` argument overrides that. A
+    network that oneDNN refuses to train (``conv2d_transpose`` is inference-only there) is
+    compiled without it.
     """
 
     def __init__(
-        self, synthesis: nn.Layer, use_onednn: bool | None = None, onednn_backward: bool = False
+        self, synthesis: nn.Layer, use_onednn: bool | None = None, onednn_backward: bool | None = None
     ) -> None:
         super().__init__()
         self.use_onednn = onednn_available() if use_onednn is None else use_onednn
+        if onednn_backward is None:
+            onednn_backward = bool(getattr(synthesis, "onednn_backward", False))
         self.onednn_backward = onednn_backward
         self.program = paddle.jit.to_static(_AssignedSynthesis(synthesis), full_graph=True)
         self.onednn_refused: str | None = None
@@ -148,7 +152,7 @@ def runtime_of(objective: Objective) -> str:
 
 
 def compiled_objective(
-    objective: Objective, use_onednn: bool | None = None, onednn_backward: bool = False
+    objective: Objective, use_onednn: bool | None = None, onednn_backward: bool | None = None
 ) -> Objective:
     """The same objective with its generator's synthesis compiled (``CompiledSynthesis``); the
     latent mapping, downscale and loss terms around it run eagerly (see the module notes)."""

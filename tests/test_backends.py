@@ -172,3 +172,9 @@ def test_search_records_which_runtime_did_what(tiny_stylegan, references, backen
     assert set(result.rescore.scores) == set(result.log)
     np.testing.assert_allclose(result.rescore.scores["TOTAL"], result.best_total, rtol=1e-4)
     np.testing.assert_allclose(result.rescore.scores["L2"], result.best_l2, rtol=1e-4)
+
+
+def test_onednn_backward_is_used_for_networks_written_for_it(tiny_stylegan):
+    assert backends.CompiledSynthesis(tiny_stylegan.synthesis).onednn_backward
+    assert not backends.CompiledSynthesis(tiny_stylegan.synthesis, onednn_backward=False).onednn_backward
+    assert not backends.CompiledSynthesis(paddle.nn.Conv2D(3, 3, 3)).onednn_backward

@@ -6,8 +6,8 @@ state-dict names and shapes, so PULSE's ``synthesis.pt`` and ``mapping.pt`` load
 One definition serves dygraph, ``paddle.jit.to_static`` (with gradients to the dlatents and the
 noise, oneDNN included) and paddle2onnx. Hence a few unusual choices, each explained where it is
 made: nearest upscaling by stacking, the transposed conv as a conv and a pixel shuffle, linear
-layers as ``einsum``, leaky ReLU as ``maximum``, noise expanded before it is scaled, Paddle's
-instance norm.
+layers as ``einsum``, noise scaling and style modulation as 1x1 convs, the upscale's bias added
+by its blur, Paddle's instance norm, and in exports leaky ReLU as ``maximum``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,19 @@ DLATENT_SIZE = 512
 FUSED_UPSCALE_FROM = 128  # StyleGAN fuses upscale and conv for outputs of this size and more
 
 
+def built_for_any_batch(x: paddle.Tensor) -> bool:
+    """Whether ``x`` is in a graph built for any batch size (an export): to_static gives a
+    variable dimension as a tensor, a known one as an int."""
+    return not isinstance(x.shape[0], int)
+
+
 def leaky_relu(x: paddle.Tensor) -> paddle.Tensor:
-    """Leaky ReLU 0.2 as ``max(x, 0.2*x)`` (paddle2onnx 2.1 exports ``F.leaky_relu`` with slope 0)."""
-    return paddle.maximum(x, x * LRELU_SLOPE)
+    """Leaky ReLU 0.2: Paddle's op, which oneDNN runs forward and backward, except in a graph built
+    for any batch (an export) where Paddle Inference's oneDNN conv + leaky ReLU fusion crashes:
+    there ``max(x, 0.2*x)``."""
+    if built_for_any_batch(x):
+        return paddle.maximum(x, x * LRELU_SLOPE)
+    return F.leaky_relu(x, LRELU_SLOPE)
 
 
 def upscale2d(x: paddle.Tensor) -> paddle.Tensor:
@@ -104,9 +114,9 @@ class Blur(nn.Layer):
         self.register_buffer("kernel", (kernel / kernel.sum()).reshape([1, 1, 3, 3]))
         self.channels = channels
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+    def forward(self, x: paddle.Tensor, bias: paddle.Tensor | None = None) -> paddle.Tensor:
         kernel = self.kernel.expand([self.channels, 1, 3, 3])
-        return F.conv2d(x, kernel, padding=1, groups=self.channels)
+        return F.conv2d(x, kernel, bias, padding=1, groups=self.channels)
 
 
 class UpscaleConv2d(nn.Layer):
@@ -135,7 +145,7 @@ class UpscaleConv2d(nn.Layer):
             x = upscale_conv3x3(x, paddle.flip(weight, axis=[2, 3]))
         else:
             x = F.conv2d(upscale2d(x), weight, padding=1)
-        return self.intermediate(x) + self.bias.reshape([1, -1, 1, 1])
+        return self.intermediate(x, self.bias)  # the bias added by the blur conv: one op fewer
 
 
 class NoiseInjection(nn.Layer):
@@ -147,9 +157,9 @@ class NoiseInjection(nn.Layer):
         self.weight = self.create_parameter([channels], default_initializer=Constant(0.0))
 
     def forward(self, x: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
-        # Broadcasting both factors of a product breaks its oneDNN backward: expand the noise first.
-        noise = noise.expand([-1, self.channels, -1, -1])
-        return x + self.weight.reshape([1, -1, 1, 1]) * noise
+        # weight * noise as a 1x1 conv from 1 to C channels: oneDNN's backward of a broadcast
+        # product is slow (and wrong when both factors broadcast).
+        return x + F.conv2d(noise, self.weight.reshape([-1, 1, 1, 1]))
 
 
 def instance_norm(x: paddle.Tensor) -> paddle.Tensor:
@@ -158,6 +168,26 @@ def instance_norm(x: paddle.Tensor) -> paddle.Tensor:
     Paddle's op rather than written out: under oneDNN the backward of a broadcast subtraction is wrong.
     """
     return F.instance_norm(x, eps=1e-5)
+
+
+def channel_affine(x: paddle.Tensor, scale: paddle.Tensor, shift: paddle.Tensor) -> paddle.Tensor:
+    """``x * scale + shift`` with a scale and shift [B, C] for each sample and channel of x [B, C, H, W].
+
+    Computed as a depthwise 1x1 conv over the B*C channels of a batch of one: oneDNN's backward
+    of a broadcast multiply and add is many times slower than a conv's. A conv's group count must
+    be known when the graph is built, so a graph built with a variable batch (an export) broadcasts.
+    """
+    batch, channels, height, width = x.shape
+    if built_for_any_batch(x):
+        return x * scale.reshape([-1, channels, 1, 1]) + shift.reshape([-1, channels, 1, 1])
+    planes = batch * channels
+    x = F.conv2d(
+        x.reshape([1, planes, height, width]),
+        scale.reshape([planes, 1, 1, 1]),
+        shift.reshape([planes]),
+        groups=planes,
+    )
+    return x.reshape([batch, channels, height, width])
 
 
 class StyleModulation(nn.Layer):
@@ -169,8 +199,8 @@ class StyleModulation(nn.Layer):
         self.lin = EqualizedLinear(DLATENT_SIZE, channels * 2, gain=1.0)
 
     def forward(self, x: paddle.Tensor, dlatent: paddle.Tensor) -> paddle.Tensor:
-        style = self.lin(dlatent).reshape([-1, 2, self.channels, 1, 1])
-        return x * (style[:, 0] + 1.0) + style[:, 1]
+        scale, shift = self.lin(dlatent).reshape([-1, 2, self.channels]).unbind(axis=1)
+        return channel_affine(x, scale + 1.0, shift)
 
 
 class LayerEpilogue(nn.Layer):
@@ -226,6 +256,9 @@ class GSynthesis(nn.Layer):
     The output [B, 3, R, R] is roughly in [-1, 1]. A block at 2^k px has
     min(fmap_base / 2^(k-1), fmap_max) channels.
     """
+
+    # Its gradients are right with oneDNN's backward kernels, and come faster: see CompiledSynthesis.
+    onednn_backward = True
 
     def __init__(self, resolution: int = 1024, fmap_base: int = 8192, fmap_max: int = 512) -> None:
         super().__init__()
