@@ -34,7 +34,8 @@ def two_references(small_random_stylegan):
         return paddle.nn.functional.avg_pool2d(image, 4).numpy()
 
 
-def test_search_follows_the_reference_trajectory(reference_dir):
+@pytest.mark.parametrize("backend", ["dygraph", "static"])
+def test_search_follows_the_reference_trajectory(reference_dir, backend):
     config = json.loads((reference_dir / "trajectory_small.json").read_text())
     small = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
     init = np.load(reference_dir / "trajectory_small_init.npz")
@@ -46,9 +47,11 @@ def test_search_follows_the_reference_trajectory(reference_dir):
         **{key: config[key] for key in (
             "loss_str", "eps", "noise_type", "num_trainable_noise_layers", "tile_latent",
             "bad_noise_layers", "opt_name", "learning_rate", "steps", "lr_schedule",
-        )}
+        )},
+        backend=backend,
     )
     noise = [init[f"noise_{i}"] for i in range(model.num_layers)]
+    onednn_before = paddle.get_flags(["FLAGS_use_mkldnn"])
     result = search(model, init["ref_im"], options, init_latent=init["latent"], init_noise=noise)
 
     for name in ("TOTAL", "L2", "GEOCROSS"):
@@ -58,6 +61,9 @@ def test_search_follows_the_reference_trajectory(reference_dir):
         assert _relative(ours[:5], ref[:5]).max() < 1e-3, name
         assert _relative(ours, ref).max() < 3e-2, name
     assert _relative(result.log["L2"][-1, 0], expected["L2"][-1]) < 0.10
+    runtime = "Paddle to_static" if backend == "static" else "Paddle dygraph"
+    assert result.roles["gradient steps"].startswith(runtime)
+    assert paddle.get_flags(["FLAGS_use_mkldnn"]) == onednn_before
 
 
 def test_best_image_is_tracked_per_image(small_random_stylegan, two_references):
