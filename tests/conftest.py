@@ -73,3 +73,11 @@ def dcgan_generator(dcgan_cache_dir: Path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PULSE_CACHE_DIR", str(dcgan_cache_dir))
         return DIGIFACE.load()
+
+
+@pytest.fixture
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``PULSE_CACHE_DIR`` pointed at a folder that does not exist yet."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(folder))
+    return folder

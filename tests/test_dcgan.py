@@ -61,13 +61,6 @@ def offline(fetched: Fetched, monkeypatch: pytest.MonkeyPatch) -> Fetched:
     return fetched
 
 
-@pytest.fixture
-def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PULSE_CACHE_DIR", str(folder))
-    return folder
-
-
 def latents(batch: int, seed: int = 0) -> paddle.Tensor:
     """z ~ N(0, I) as the wheel's own sampler draws it, shaped [B, 1, 100] for the search."""
     z = np.random.default_rng(seed).standard_normal((batch, 1, dcgan.LATENT_DIM)).astype("float32")

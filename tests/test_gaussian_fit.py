@@ -29,13 +29,6 @@ def stand_in_mapping(seed: int = 1) -> paddle.nn.Layer:
     return mapping
 
 
-@pytest.fixture
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("PULSE_CACHE_DIR", str(folder))
-    return folder
-
-
 def test_fit_is_the_mean_and_unbiased_std_of_leaky_relu_5_of_the_mapped_samples() -> None:
     mapping = stand_in_mapping()
     samples, seed = 3000, 4
@@ -65,7 +58,7 @@ def test_the_seed_picks_the_samples() -> None:
     assert not np.allclose(other.mean.numpy(), same[0].mean.numpy())
 
 
-def test_cached_fit_is_computed_once_per_mapping_file(tmp_path: Path, isolated_cache: Path) -> None:
+def test_cached_fit_is_computed_once_per_mapping_file(tmp_path: Path, empty_cache: Path) -> None:
     weights = tmp_path / "mapping.pt"
     weights.write_bytes(b"stand-in mapping weights")
     loads: list[Path] = []
@@ -79,7 +72,7 @@ def test_cached_fit_is_computed_once_per_mapping_file(tmp_path: Path, isolated_c
     assert loads == [weights]
     np.testing.assert_array_equal(again.mean.numpy(), first.mean.numpy())
     np.testing.assert_array_equal(again.std.numpy(), first.std.numpy())
-    entries = list((isolated_cache / "gaussian_fit").iterdir())
+    entries = list((empty_cache / "gaussian_fit").iterdir())
     assert [entry.name.split("-")[0] for entry in entries] == [sha256_file(weights)]
     direct = fit_gaussian(stand_in_mapping(), samples=400, seed=0, chunk=150)
     np.testing.assert_array_equal(first.mean.numpy(), direct.mean.numpy())
@@ -91,11 +84,11 @@ def test_cached_fit_is_computed_once_per_mapping_file(tmp_path: Path, isolated_c
     assert len(loads) == 3  # so is another sample count
 
 
-def test_damaged_cache_entry_is_recomputed(tmp_path: Path, isolated_cache: Path) -> None:
+def test_damaged_cache_entry_is_recomputed(tmp_path: Path, empty_cache: Path) -> None:
     weights = tmp_path / "mapping.pt"
     weights.write_bytes(b"weights")
     first = cached_gaussian_fit(weights, samples=200, chunk=100, load_mapping=lambda _: stand_in_mapping())
-    (entry,) = (isolated_cache / "gaussian_fit").iterdir()
+    (entry,) = (empty_cache / "gaussian_fit").iterdir()
     entry.write_bytes(b"garbage")
     again = cached_gaussian_fit(weights, samples=200, chunk=100, load_mapping=lambda _: stand_in_mapping())
     np.testing.assert_array_equal(again.mean.numpy(), first.mean.numpy())
@@ -103,7 +96,7 @@ def test_damaged_cache_entry_is_recomputed(tmp_path: Path, isolated_cache: Path)
 
 
 def test_default_loader_builds_the_stylegan_mapping_from_pulse_weights(
-    reference_dir: Path, isolated_cache: Path
+    reference_dir: Path, empty_cache: Path
 ) -> None:
     io_ = np.load(reference_dir / "mapping_io.npz")
     mapping = load_stylegan_mapping(reference_dir / "mapping.pt")
