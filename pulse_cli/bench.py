@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pulse_cli.options import BACKENDS
+from pulse_cli.errors import first_line
 
 SEARCH_STEPS = 100
 
@@ -77,48 +77,12 @@ class BenchRow:
         return asdict(self)
 
 
-RANDOM_TWINS = {"stylegan-ffhq": None, "dcgan-digiface": 64}  # model → its fixed resolution, if any
-
-
-def _check_twin(model: str, resolution: int) -> None:
-    if model not in RANDOM_TWINS:
-        known = ", ".join(RANDOM_TWINS)
-        raise BenchError(f"no random-weight twin of {model!r} (known: {known}); pass --weights")
-    fixed = RANDOM_TWINS[model]
-    if fixed is not None and resolution != fixed:
-        raise BenchError(f"{model} makes {fixed} px images, not {resolution} px")
-
-
-def random_generator(model: str, resolution: int, seed: int = 0):
-    """A generator of ``model``'s architecture with random weights, for timing without the files."""
-    import paddle
-
-    _check_twin(model, resolution)
-    if model == "stylegan-ffhq":
-        from pulse_cli.models.stylegan import StyleGAN
-
-        return StyleGAN.random(resolution=resolution, seed=seed)
-    from pulse_cli.graphs.dcgan import DCGANGenerator
-    from pulse_cli.models.dcgan import LATENT_DIM
-    from pulse_cli.models.generator import Generator
-
-    paddle.seed(seed)
-    return Generator(
-        DCGANGenerator(nz=LATENT_DIM),
-        name=f"{model}-random",
-        resolution=resolution,
-        num_layers=1,
-        latent_dim=LATENT_DIM,
-        latent_radius=float(np.sqrt(LATENT_DIM)),
-        source="random weights",
-    )
-
-
 def _generator(config: BenchConfig):
-    if config.weights is None:
-        return random_generator(config.model, config.resolution, config.seed)
-    from pulse_cli.models.registry import load_generator
+    """The model's architecture with random weights (``GeneratorSpec.build``), or with ``weights``."""
+    from pulse_cli.models.registry import build_generator, load_generator
 
+    if config.weights is None:
+        return build_generator(config.model, resolution=config.resolution, seed=config.seed)
     generator = load_generator(config.model, weights=config.weights)
     if generator.resolution != config.resolution:
         raise BenchError(f"{config.model} makes {generator.resolution} px images, not {config.resolution} px")
@@ -134,11 +98,11 @@ def _timed(run, count: int) -> list[float]:
     return seconds
 
 
-def measure_backend(config: BenchConfig, backend: str) -> BenchRow:
-    """Measure ``backend`` in this process (``run_bench`` calls this in a fresh one per backend)."""
+def measure_backend(config: BenchConfig, name: str) -> BenchRow:
+    """Measure backend ``name`` in this process (``run_bench`` calls this in a fresh one per backend)."""
     import paddle
 
-    from pulse_cli import backends
+    from pulse_cli.backends import get_backend
     from pulse_cli.export.bundle import default_resolution_lr
     from pulse_cli.options import SearchOptions
     from pulse_cli.search import build_objective, draw_start, search
@@ -151,18 +115,20 @@ def measure_backend(config: BenchConfig, backend: str) -> BenchRow:
     side = default_resolution_lr(generator.resolution)
     rng = np.random.default_rng(config.seed)
     ref_im = rng.random((config.batch, 3, side, side), dtype=np.float32)
-    options = SearchOptions(seed=config.seed, backend=backend, batch_size=config.batch)
+    options = SearchOptions(seed=config.seed, backend=name, batch_size=config.batch)
+    backend = get_backend(name)
 
     began = time.perf_counter()
     objective = build_objective(generator, generator.resolution // side, options)
-    scorer = backends.forward_scorer(objective, backend)
+    scorer = backend.scorer(objective)
     start = draw_start(generator, config.batch, options, rng)
     forward = _timed(lambda: scorer.score(start.latent, start.noise, ref_im), config.warmup + config.repeats)
     setup = time.perf_counter() - began - sum(forward[config.warmup :])
     notes = [f"weights: {'random' if config.weights is None else config.weights}"]
     step = images_per_minute = None
-    if backend == "onnx":
-        notes.append("forward-only: its search steps run on Paddle dygraph (see the dygraph row)")
+    roles = backend.roles(objective, scorer)
+    if not backend.steps_own:
+        notes.append(f"forward-only: its search steps run on {roles['gradient steps']} (see that row)")
     else:
         stamps: list[float] = []
         steps = config.warmup + config.repeats + 1
@@ -176,8 +142,8 @@ def measure_backend(config: BenchConfig, backend: str) -> BenchRow:
         images_per_minute = 60.0 / (SEARCH_STEPS * step.median)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return BenchRow(
-        backend=backend,
-        runs_on=backends.roles(objective, scorer),
+        backend=name,
+        runs_on=roles,
         forward=Timing.of(forward[config.warmup :], config.batch),
         step=step,
         images_per_minute=images_per_minute,
@@ -196,8 +162,7 @@ def worker_main() -> None:
     try:
         result = {"row": measure_backend(BenchConfig(**fields), backend).to_dict()}
     except Exception as exc:  # the parent reports it as one line
-        lines = str(exc).strip().splitlines()
-        result = {"error": lines[0] if lines else type(exc).__name__}
+        result = {"error": first_line(exc)}
     Path(result_path).write_text(json.dumps(result))
 
 
@@ -229,15 +194,24 @@ def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
 
 def check_config(config: BenchConfig, selected: list[str]) -> None:
     """Refuse a benchmark that cannot run, before any process is started."""
-    unknown = [name for name in selected if name not in BACKENDS]
+    from pulse_cli.backends import backend_names
+    from pulse_cli.models.registry import ModelError, get_spec
+
+    known = backend_names()
+    unknown = [name for name in selected if name not in known]
     if unknown:
-        raise BenchError(f"unknown backend {unknown[0]!r}; known: {', '.join(BACKENDS)}, all")
+        raise BenchError(f"unknown backend {unknown[0]!r}; known: {', '.join(known)}, all")
     if config.batch < 1 or config.repeats < 1 or config.warmup < 0:
         raise BenchError("--batch and --repeats must be at least 1, --warmup at least 0")
     if config.resolution < 4 or config.resolution & (config.resolution - 1):
         raise BenchError(f"--resolution must be a power of two of at least 4, got {config.resolution}")
     if config.weights is None:
-        _check_twin(config.model, config.resolution)
+        try:
+            spec = get_spec(config.model)
+        except ModelError as exc:
+            raise BenchError(f"no random-weight twin of {config.model!r} ({exc}); pass --weights") from None
+        if spec.fixed_resolution and config.resolution != spec.resolution:
+            raise BenchError(f"{config.model} makes {spec.resolution} px images, not {config.resolution} px")
 
 
 def run_bench(config: BenchConfig, selected: list[str]) -> list[BenchRow]:

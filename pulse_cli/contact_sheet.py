@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import paddle
 from PIL import Image, ImageDraw, ImageFont
 
 from pulse_cli.atomic import atomic_save_image
-from pulse_cli.graphs.bicubic import BicubicDownsample
+from pulse_cli.graphs.bicubic import downscale_images
 from pulse_cli.images import to_pil
 
 ROW_LABELS = ("input (nearest)", "input (bicubic)", "PULSE", "PULSE downscaled")
@@ -50,10 +49,7 @@ def cell_size(resolution: int) -> int:
 
 def pulse_downscale(image: np.ndarray, side: int) -> np.ndarray:
     """PULSE's bicubic downscale of one [3,R,R] image to ``side`` px."""
-    factor = image.shape[-1] // side
-    with paddle.no_grad():
-        small = BicubicDownsample(factor)(paddle.to_tensor(image[None].astype(np.float32)))
-    return np.clip(small.numpy()[0], 0, 1)
+    return downscale_images(image[None], image.shape[-1] // side)[0]
 
 
 def _fit(image: np.ndarray, cell: int, resample: Image.Resampling) -> Image.Image:

@@ -15,9 +15,9 @@ import paddle
 
 from pulse_cli.atomic import atomic_save_image
 from pulse_cli.contact_sheet import save_contact_sheet
-from pulse_cli.graphs.bicubic import BicubicDownsample
+from pulse_cli.graphs.bicubic import downscale_images
+from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import read_image, to_pil
-from pulse_cli.models.generator import Generator
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import draw_start
 from pulse_cli.upsample import Listener, UpsampleReport, sheet_columns, upsample_folder
@@ -40,20 +40,13 @@ def make_faces(generator: Generator, count: int, seed: int = FACE_SEED) -> np.nd
     return np.clip(np.stack(images), 0, 1)
 
 
-def downscale(images: np.ndarray, factor: int) -> np.ndarray:
-    """PULSE's bicubic downscale of [B, 3, R, R] images, the way the search compares them."""
-    with paddle.no_grad():
-        small = BicubicDownsample(factor)(paddle.to_tensor(images.astype(np.float32)))
-    return np.clip(small.numpy(), 0, 1)
-
-
 def write_demo_inputs(
     generator: Generator, folder: Path, count: int = FACES, factor: int = FACTOR
 ) -> list[str]:
     """Write ``count`` faces to ``folder/originals`` and their downscales to ``folder/inputs``."""
     faces = make_faces(generator, count)
     names = [f"face_{index}" for index in range(count)]
-    for kind, images in (("originals", faces), ("inputs", downscale(faces, factor))):
+    for kind, images in (("originals", faces), ("inputs", downscale_images(faces, factor))):
         (folder / kind).mkdir(parents=True, exist_ok=True)
         for name, image in zip(names, images):
             atomic_save_image(to_pil(image), folder / kind / f"{name}.png")

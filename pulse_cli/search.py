@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle
 
-from pulse_cli import backends, plugins
-from pulse_cli.graphs.losses import parse_loss_str
+from pulse_cli import plugins
+from pulse_cli.backends import Backend, Scorer, best_start, get_backend
+from pulse_cli.graphs.generator import Generator
 from pulse_cli.graphs.objective import Objective
-from pulse_cli.models.generator import Generator
 from pulse_cli.options import SearchOptions
 from pulse_cli.schedules import make_scheduler
 from pulse_cli.spherical import SphericalOptimizer
@@ -55,7 +55,8 @@ class SearchResult:
     layer); ``best_total`` and ``best_l2`` are its scores; ``eps_met`` says whether its L2 is
     within eps. ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
     ``roles`` says which runtime did the gradient steps and which the forward-only scoring
-    (``backends.roles``); ``rescore`` is the best latents scored by onnxruntime with ``onnx``.
+    (``Backend.roles``); ``rescore`` is the best latents scored again by the backend's scorer,
+    for a backend that ``rescores`` (``onnx``: in onnxruntime).
     """
 
     log: dict[str, np.ndarray]
@@ -99,13 +100,17 @@ def _reference_factor(generator: Generator, ref_im: np.ndarray) -> int:
 def draw_start(
     generator: Generator, batch: int, options: SearchOptions, rng: np.random.Generator
 ) -> StartingPoint:
-    """A random starting point as PULSE draws it: Gaussian latent, then Gaussian noise per layer."""
+    """A random starting point as PULSE draws it: Gaussian latent, then Gaussian noise per layer;
+    a generator with default ("baked") noise maps starts from those instead of Gaussian noise."""
     layers = 1 if options.tile_latent else generator.num_layers
     latent = rng.standard_normal((batch, layers, generator.latent_dim), dtype=np.float32)
     if generator.latent_radius is not None:
         norms = np.sqrt((latent**2).sum(-1, keepdims=True))
         latent = latent / norms * np.float32(generator.latent_radius)
-    noise = [rng.standard_normal((batch, 1, r, r), dtype=np.float32) for r in generator.noise_resolutions]
+    if generator.default_noise is not None:
+        noise = [np.repeat(baked, batch, axis=0) for baked in generator.default_noise]
+    else:
+        noise = [rng.standard_normal((batch, 1, r, r), dtype=np.float32) for r in generator.noise_resolutions]
     return StartingPoint(latent, noise)
 
 
@@ -129,11 +134,10 @@ def _noise_variables(
 
 def build_objective(generator: Generator, factor: int, options: SearchOptions) -> Objective:
     """The scoring layer for these options, with loss terms taken from the loss plugins, as
-    ``options.backend`` runs its gradient steps (compiled for ``static``, eager otherwise)."""
+    ``options.backend`` runs its gradient steps (``Backend.objective``: compiled for ``static``)."""
     terms = plugins.available("losses")
-    weighted = parse_loss_str(options.loss_str, terms)
-    objective = Objective(generator, factor, weighted, terms, options.eps)
-    return backends.compile_objective(objective, options.backend)
+    objective = Objective.from_loss_str(generator, factor, options.loss_str, options.eps, terms)
+    return get_backend(options.backend).objective(objective)
 
 
 def best_of_starts(
@@ -148,22 +152,22 @@ def best_of_starts(
     the backend's scorer (onnxruntime for ``onnx``); each image starts from its lowest-loss one."""
     more = [draw_start(generator, len(ref_im), options, rng) for _ in range(options.starts - 1)]
     candidates = [first, *more]
-    scorer = backends.forward_scorer(objective, options.backend)
-    latent, noise, _ = backends.best_start(
+    scorer = get_backend(options.backend).scorer(objective)
+    latent, noise, _ = best_start(
         scorer, candidates, ref_im, lambda candidate: _noise_variables(generator, candidate, options)[0]
     )
     return StartingPoint(latent, noise)
 
 
 def rescore(
-    scorer: backends.Scorer,
+    scorer: Scorer,
     term_names: Sequence[str],
     latent: np.ndarray,
     noise: Sequence[np.ndarray],
     ref_im: np.ndarray,
 ) -> Rescore:
     """Latents and their noise scored again, forward-only, by ``scorer`` (the final scoring of
-    the ``onnx`` backend's outputs, in onnxruntime)."""
+    the outputs of a backend that ``rescores``: ``onnx``'s, in onnxruntime)."""
     total, terms = scorer.score(latent, noise, ref_im)
     scores = {"TOTAL": np.asarray(total, np.float64)}
     scores.update({name: np.asarray(values, np.float64) for name, values in zip(term_names, terms)})
@@ -182,9 +186,10 @@ def search(
     """Run PULSE on a batch of low-resolution references ``ref_im`` [B,3,r,r] in [0, 1].
 
     ``init_latent``/``init_noise`` replace the random starting point (as the reference's fixtures
-    do). ``objective`` replaces the eager scoring layer (the static backend passes a compiled one).
+    do). ``objective`` replaces the scoring layer ``build_objective`` makes for the options.
     """
     options = options or SearchOptions()
+    backend: Backend = get_backend(options.backend)
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
     batch = ref_np.shape[0]
@@ -263,9 +268,9 @@ def search(
         scheduler.step()
     seconds = time.perf_counter() - began
     eps_met = (best_l2 <= eps) & np.array([error is None for error in errors])
-    scorer = backends.forward_scorer(objective, options.backend)
+    scorer = backend.scorer(objective)
     final_scores = None
-    if options.backend == "onnx":  # its outputs are scored again in onnxruntime
+    if backend.rescores:
         final_scores = rescore(scorer, objective.term_names, best_latent, best_noise, ref_np)
     return SearchResult(
         log={name: np.stack(values) if values else np.zeros((0, batch)) for name, values in log.items()},
@@ -281,7 +286,7 @@ def search(
         best_latent=best_latent,
         best_noise=best_noise,
         best_total=best_total,
-        roles=backends.roles(objective, scorer),
+        roles=backend.roles(objective, scorer),
         rescore=final_scores,
     )
 

@@ -31,6 +31,28 @@ def _cpu_paddle() -> None:
     paddle.set_device("cpu")
 
 
+@pytest.fixture
+def mount_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``mount(name, entry_points, module, source)``: an installed distribution (dist-info with its
+    entry points, plus its one module) on ``sys.path`` for this test, discovered afresh."""
+    from pulse_cli import plugins
+
+    site = tmp_path / "site"
+
+    def mount(name: str, entry_points: str, module: str, source: str) -> Path:
+        info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(entry_points)
+        (site / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(site))
+        plugins.clear_cache()
+        return site
+
+    yield mount
+    plugins.clear_cache()
+
+
 @pytest.fixture(scope="session")
 def tv_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin distribution in plugins/, installed with pip into its own folder."""

@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from pulse_cli import backends
-from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import build_objective, draw_start, search
 
@@ -18,7 +18,7 @@ from pulse_cli.search import build_objective, draw_start, search
 @pytest.fixture(scope="module")
 def tiny_stylegan():
     """A tiny untrained StyleGAN (32 px, 8 latent layers)."""
-    return StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+    return FFHQ.build(resolution=32, fmap_base=64, fmap_max=16, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,13 @@ def test_search_records_which_runtime_did_what(tiny_stylegan, references, backen
     np.testing.assert_allclose(result.rescore.scores["L2"], result.best_l2, rtol=1e-4)
 
 
-def test_onednn_backward_is_used_for_networks_written_for_it(tiny_stylegan):
-    assert backends.CompiledSynthesis(tiny_stylegan.synthesis).onednn_backward
-    assert not backends.CompiledSynthesis(tiny_stylegan.synthesis, onednn_backward=False).onednn_backward
+def test_onednn_backward_is_used_for_networks_written_for_it(tiny_stylegan, dcgan_generator):
+    """As their specs declare it (``Capabilities.onednn_backward``), not probed from the network."""
+    def compiled(generator, **overrides):
+        objective = build_objective(generator, 4, SearchOptions())
+        return backends.compiled_objective(objective, **overrides).generator.synthesis
+
+    assert tiny_stylegan.capabilities.onednn_backward and compiled(tiny_stylegan).onednn_backward
+    assert not compiled(tiny_stylegan, onednn_backward=False).onednn_backward
+    assert not dcgan_generator.capabilities.onednn_backward and not compiled(dcgan_generator).onednn_backward
     assert not backends.CompiledSynthesis(paddle.nn.Conv2D(3, 3, 3)).onednn_backward

@@ -122,9 +122,9 @@ def test_shard_flag_takes_a_disjoint_slice(dcgan_cache, tmp_path):
 
 
 def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monkeypatch):
-    import pulse_cli.upsample
+    import pulse_cli.upsample.run
 
-    real_search, calls = pulse_cli.upsample.search, []
+    real_search, calls = pulse_cli.upsample.run.search, []
 
     def interrupted_second_search(*args, **kwargs):
         calls.append(1)
@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monke
             raise KeyboardInterrupt
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(pulse_cli.upsample, "search", interrupted_second_search)
+    monkeypatch.setattr(pulse_cli.upsample.run, "search", interrupted_second_search)
     inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16, "c.png": 16})
     result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
     assert result.exit_code == 130

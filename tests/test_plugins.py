@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pulse_cli import plugins
-
-
-def _mount_distribution(site: Path, name: str, entry_points: str, module: str, source: str) -> None:
-    """Lay out an installed distribution (dist-info with entry points, plus its module) under ``site``."""
-    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(entry_points)
-    (site / f"{module}.py").write_text(source)
 
 
 def test_builtin_losses_and_optimizers_come_from_entry_points(monkeypatch):
@@ -45,12 +34,11 @@ def test_env_var_limits_third_party_plugins_but_keeps_builtins(monkeypatch, tv_p
     assert "TV" in plugins.available("losses")
 
 
-def test_broken_plugin_is_listed_with_its_error_and_skipped(monkeypatch, tmp_path):
-    _mount_distribution(
-        tmp_path, "pulse-broken", "[pulse_cli.losses]\nBROKEN = pulse_broken:loss\n",
+def test_broken_plugin_is_listed_with_its_error_and_skipped(monkeypatch, mount_distribution):
+    mount_distribution(
+        "pulse-broken", "[pulse_cli.losses]\nBROKEN = pulse_broken:loss\n",
         "pulse_broken", "raise ImportError('needs a library that is not installed')\n",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(plugins.registry.ENV_VAR, raising=False)
     info = {i.name: i for i in plugins.discover("losses")}["BROKEN"]
     assert not info.loaded and "needs a library that is not installed" in info.error
@@ -62,3 +50,12 @@ def test_broken_plugin_is_listed_with_its_error_and_skipped(monkeypatch, tmp_pat
 def test_unknown_plugin_error_lists_the_known_ones():
     with pytest.raises(plugins.PluginError, match="unknown optimizer 'lbfgs'; known: adam, adamax, sgd"):
         plugins.load("optimizers", "lbfgs")
+
+
+def test_discovery_runs_once_until_the_cache_is_cleared(monkeypatch):
+    monkeypatch.delenv(plugins.registry.ENV_VAR, raising=False)
+    first = plugins.discover("losses")
+    assert plugins.discover("losses") is first  # cached: the entry points are not read again
+    plugins.clear_cache()
+    again = plugins.discover("losses")
+    assert again is not first and [i.name for i in again] == [i.name for i in first]

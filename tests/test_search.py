@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchError, build_objective, draw_start, search
 
@@ -20,7 +20,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def small_random_stylegan():
     """A tiny untrained StyleGAN (32 px, 8 latent layers): fast enough to search in tests."""
-    return StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+    return FFHQ.build(resolution=32, fmap_base=64, fmap_max=16, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli import spherical
+from pulse_cli import optimizers
 from pulse_cli.spherical import SphericalOptimizer, vector_radius
 
-FACTORIES = {name: getattr(spherical, name) for name in ("sgd", "adam", "sgdm", "adamax")}
+FACTORIES = {name: getattr(optimizers, name) for name in ("sgd", "adam", "sgdm", "adamax")}
 
 
 def apply_gradient(param: paddle.Tensor, grad: np.ndarray) -> None:
@@ -78,7 +78,7 @@ def test_factories_follow_a_paddle_lr_scheduler(name):
 
 def test_sgd_momentum_accumulates_like_torch():
     param = paddle.to_tensor([0.0], stop_gradient=False)
-    opt = spherical.sgdm([param], 0.5)
+    opt = optimizers.sgdm([param], 0.5)
     for _ in range(2):
         opt.clear_grad()
         (param * 2.0).sum().backward()
@@ -89,7 +89,7 @@ def test_sgd_momentum_accumulates_like_torch():
 
 def test_adamax_adds_eps_to_the_gradient_not_the_norm():
     param = paddle.to_tensor([0.0], stop_gradient=False)
-    opt = spherical.adamax([param], 1.0)
+    opt = optimizers.adamax([param], 1.0)
     opt.clear_grad()
     (param * 1e-8).sum().backward()
     opt.step()

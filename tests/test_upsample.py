@@ -12,8 +12,8 @@ import paddle.nn.functional as F
 import pytest
 from PIL import Image
 
-from pulse_cli.models.generator import Generator
-from pulse_cli.models.stylegan import StyleGAN
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import Listener, Shard, UpsampleError, upsample_folder
 
@@ -267,7 +267,7 @@ def test_stylegan_small_upsamples_through_the_library(reference_dir, tmp_path):
 
 
 def test_onnx_backend_report_holds_onnxruntime_scores_and_latents_that_remake_each_output(tmp_path):
-    generator = StyleGAN.random(resolution=32, fmap_base=64, fmap_max=16, seed=3)
+    generator = FFHQ.build(resolution=32, fmap_base=64, fmap_max=16, seed=3)
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"
     options = SearchOptions(steps=3, seed=2, batch_size=2, backend="onnx")

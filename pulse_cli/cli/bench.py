@@ -10,12 +10,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pulse_cli.backends import backend_names
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import err, error_line, fail, out
+from pulse_cli.cli.common import INTERRUPTED, choices, err, error_line, fail, out
 from pulse_cli.models.registry import DEFAULT_MODEL
-from pulse_cli.options import BACKENDS
 
-INTERRUPTED = 130
+ALL = "all"
+BenchBackend = choices("BenchBackend", (*backend_names(), ALL))
+EVERY_BACKEND = BenchBackend(ALL)
 
 
 def _ms(timing) -> str:
@@ -28,7 +30,7 @@ def _ms(timing) -> str:
 
 @app.command()
 def bench(
-    backend: Annotated[str, typer.Option(help=f"{', '.join(BACKENDS)} or all.")] = "all",
+    backend: Annotated[BenchBackend, typer.Option(help="One backend, or all of them.")] = EVERY_BACKEND,
     model: Annotated[str, typer.Option(help="Generator plugin (see `pulse models list`).")] = DEFAULT_MODEL,
     resolution: Annotated[int, typer.Option(help="Output side in pixels (StyleGAN: any power of two).")] = 64,
     batch: Annotated[int, typer.Option(help="Images per forward pass and per search step.")] = 1,
@@ -49,7 +51,7 @@ def bench(
     """
     from pulse_cli.bench import BenchConfig, BenchError, run_bench
 
-    selected = list(BACKENDS) if backend == "all" else [backend]
+    selected = list(backend_names()) if backend.value == ALL else [backend.value]
     config = BenchConfig(model, resolution, batch, repeats, warmup, weights)
     try:
         rows = run_bench(config, selected)

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import use_device
-from pulse_cli.cli.upsample import Device, get_generator, run_job
+from pulse_cli.cli.common import Device, get_generator, run_job, use_device
 from pulse_cli.demo import FACES, SEARCH_SEED, run_demo
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions

@@ -10,13 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import err, fail, out, use_device
-from pulse_cli.cli.upsample import get_generator
+from pulse_cli.cli.common import INTERRUPTED, err, fail, get_generator, out, use_device
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions
 
 DEFAULTS = SearchOptions()
-INTERRUPTED = 130
 
 
 @app.command()

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from pulse_cli.atomic import atomic_write
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import err, fail, out
+from pulse_cli.cli.common import err, fail, out
 from pulse_cli.models.gaussian_fit import cached_gaussian_fit
 from pulse_cli.weights import WeightsError, save_pdparams
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import fail, out
+from pulse_cli.cli.common import fail, out
 from pulse_cli.models.registry import DEFAULT_MODEL, ModelError, generator_specs, get_spec, load_generator
 from pulse_cli.weights import WeightsError, read_weights, save_pdparams
 

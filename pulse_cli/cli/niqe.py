@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pulse_cli.cli.app import app
+from pulse_cli.cli.common import fail, out
 from pulse_cli.niqe import BACKENDS, VARIANTS, NiqeError, niqe
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -86,11 +86,9 @@ def niqe_command(
 ) -> None:
     """NIQE (lower is more natural) of each image, and their mean. Exits 1 if any image has none."""
     if variant not in VARIANTS:
-        known = ", ".join(VARIANTS)
-        raise typer.BadParameter(f"unknown variant {variant!r}; known: {known}", param_hint="--variant")
+        fail(f"--variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if backend not in BACKENDS:
-        known = ", ".join(BACKENDS)
-        raise typer.BadParameter(f"unknown backend {backend!r}; known: {known}", param_hint="--backend")
+        fail(f"--backend: unknown NIQE backend {backend!r}; known: {', '.join(BACKENDS)}")
     scores = score_all(paths, variant, backend)
     mean = mean_score(scores)
     if as_json:
@@ -102,7 +100,7 @@ def niqe_command(
         }
         typer.echo(json.dumps(report, indent=2))
     else:
-        Console().print(_table(scores, mean, variant))
+        out.print(_table(scores, mean, variant))
     if any(s.error is not None for s in scores):
         raise typer.Exit(1)
 

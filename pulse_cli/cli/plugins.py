@@ -11,7 +11,7 @@ from rich.table import Table
 
 from pulse_cli import plugins
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import out
+from pulse_cli.cli.common import out
 
 plugins_app = typer.Typer(help="Entry-point plugins: generators, losses, optimizers.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")

@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulse_cli import plugins
+from pulse_cli.errors import first_line
 from pulse_cli.export import ExportError, static
 from pulse_cli.export import onnx as onnx_export
-from pulse_cli.export.graphs import ExportGraph, downsample_graph, scorer_graph, synthesis_graph
+from pulse_cli.export.graphs import (
+    ExportGraph,
+    batch_dim,
+    downsample_graph,
+    scorer_graph,
+    synthesis_graph,
+)
 from pulse_cli.export.manifest import (
     MANIFEST,
     ExportedFileError,
@@ -29,7 +37,8 @@ from pulse_cli.export.manifest import (
     write_manifest,
 )
 from pulse_cli.export.verify import ATOL, RTOL, ParityCheck, Runner, check_parity
-from pulse_cli.models.generator import Generator
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.graphs.objective import Objective
 from pulse_cli.options import SearchOptions
 
 RUNTIMES = ("paddle.jit.load", "paddle.inference", "onnxruntime")
@@ -113,8 +122,6 @@ def export_model(
     Raises ``ExportError`` (a ``ParityError`` with the numbers when a runtime disagrees with
     eager Paddle); ``out_dir`` is then left as it was.
     """
-    from pulse_cli.search import build_objective
-
     if opset < 13:
         raise ExportError(f"opset {opset} is too old: ONNX opset 13 or newer is needed")
     options = options or SearchOptions()
@@ -126,7 +133,11 @@ def export_model(
     graphs = [
         synthesis_graph(generator),
         downsample_graph(generator.resolution, factor),
-        scorer_graph(build_objective(generator, factor, options.with_(backend="dygraph"))),
+        scorer_graph(
+            Objective.from_loss_str(
+                generator, factor, options.loss_str, options.eps, plugins.available("losses")
+            )
+        ),
     ]
     progress = on_progress or (lambda message: None)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +151,8 @@ def export_model(
             progress(f"{graph.name}: saving the Paddle static graph and converting it to ONNX")
             written = _write_graph(built, graph, opset)
             progress(f"{graph.name}: checking {', '.join(RUNTIMES)} against eager Paddle")
-            graph_checks = check_parity(graph, _runners(built, graph), batch=check_batch)
+            batch = check_batch if batch_dim(generator) is None else 1
+            graph_checks = check_parity(graph, _runners(built, graph), batch=batch)
             checks += graph_checks
             files += written
             described[graph.name] = {
@@ -205,7 +217,4 @@ def open_graph(folder: str | Path, name: str, runtime: str = "onnxruntime") -> R
             return static.InferenceGraph(prefix)
         return static.JitGraph(prefix, [spec["name"] for spec in entry["inputs"]])
     except Exception as exc:  # the runtimes raise their own many kinds on unreadable files
-        first = str(exc).strip().splitlines()
-        raise ExportedFileError(
-            f"{path}: {runtime} cannot load it ({first[0] if first else type(exc).__name__})"
-        ) from exc
+        raise ExportedFileError(f"{path}: {runtime} cannot load it ({first_line(exc)})") from exc

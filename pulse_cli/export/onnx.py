@@ -116,8 +116,9 @@ def providers() -> list[str]:
     return [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in available]
 
 
-def open_session(path: Path, threads: int | None = None):
-    """An onnxruntime session over the ONNX file at ``path``, quiet and fully optimized."""
+def open_session(path: Path, threads: int | None = None, on: Sequence[str] | None = None):
+    """An onnxruntime session over the ONNX file at ``path``, quiet and fully optimized, on the
+    execution providers ``on`` (default: ``providers()``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -125,7 +126,8 @@ def open_session(path: Path, threads: int | None = None):
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers())
+    chosen = list(on) if on is not None else providers()
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=chosen)
 
 
 class OnnxGraph:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
+from pulse_cli.devices import on_gpu, onednn_available
 from pulse_cli.export.graphs import ExportGraph
 from pulse_cli.export.quiet import captured_output
 
@@ -18,11 +19,6 @@ def save(graph: ExportGraph, prefix: Path) -> list[Path]:
     graph.layer.eval()
     paddle.jit.save(graph.layer, str(prefix), input_spec=graph.input_spec)
     return [Path(f"{prefix}.json"), Path(f"{prefix}.pdiparams")]
-
-
-def onednn_available() -> bool:
-    """Whether this Paddle build has oneDNN kernels (the CPU wheels do)."""
-    return bool(paddle.base.core.is_compiled_with_mkldnn())
 
 
 class JitGraph:
@@ -46,7 +42,7 @@ class InferenceGraph:
         from paddle import inference
 
         config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
-        if paddle.is_compiled_with_cuda() and paddle.device.get_device().startswith("gpu"):
+        if on_gpu():
             config.enable_use_gpu(256, 0)
         elif onednn and onednn_available():
             config.enable_mkldnn()

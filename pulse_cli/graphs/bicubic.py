@@ -50,3 +50,11 @@ class BicubicDownsample(nn.Layer):
         return F.conv2d(
             cols, self.kernel_w.expand([channels, 1, 1, -1]), stride=[1, self.factor], groups=channels
         )
+
+
+def downscale_images(images: np.ndarray, factor: int) -> np.ndarray:
+    """PULSE's bicubic downscale of [B, 3, R, R] images in [0, 1], as the search compares them,
+    without gradients; the result is clipped to [0, 1] (for pictures)."""
+    with paddle.no_grad():
+        small = BicubicDownsample(factor)(paddle.to_tensor(np.asarray(images, np.float32)))
+    return np.clip(small.numpy(), 0, 1)

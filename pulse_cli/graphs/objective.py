@@ -8,8 +8,8 @@ import paddle
 from paddle import nn
 
 from pulse_cli.graphs.bicubic import BicubicDownsample
-from pulse_cli.graphs.losses import LossInputs, LossTerm
-from pulse_cli.models.generator import Generator
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.graphs.losses import LossInputs, LossTerm, parse_loss_str
 
 
 class Objective(nn.Layer):
@@ -35,6 +35,14 @@ class Objective(nn.Layer):
         self.term_names = [name for _, name in weighted_terms]
         self.term_fns = [terms[name] for name in self.term_names]
         self.eps = float(eps)
+
+    @classmethod
+    def from_loss_str(
+        cls, generator: Generator, factor: int, loss_str: str, eps: float, terms: Mapping[str, LossTerm]
+    ) -> Objective:
+        """The eager objective of a loss string (``100*L2+0.05*GEOCROSS``) over the loss ``terms``
+        (the loaded ``pulse_cli.losses`` plugins); ``LossStringError`` when it names no known term."""
+        return cls(generator, factor, parse_loss_str(loss_str, terms), terms, eps)
 
     def forward(
         self, latent: paddle.Tensor, noise: list[paddle.Tensor], ref_im: paddle.Tensor

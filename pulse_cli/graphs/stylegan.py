@@ -257,9 +257,6 @@ class GSynthesis(nn.Layer):
     min(fmap_base / 2^(k-1), fmap_max) channels.
     """
 
-    # Its gradients are right with oneDNN's backward kernels, and come faster: see CompiledSynthesis.
-    onednn_backward = True
-
     def __init__(self, resolution: int = 1024, fmap_base: int = 8192, fmap_max: int = 512) -> None:
         super().__init__()
         log2 = int(math.log2(resolution)) if resolution >= 4 else 0

@@ -14,15 +14,19 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+import paddle
 
 from pulse_cli.atomic import atomic_write
 from pulse_cli.graphs.dcgan import DCGANGenerator
+from pulse_cli.graphs.generator import Capabilities, Generator
 from pulse_cli.models.cache import cache_dir, sha256_file
-from pulse_cli.models.generator import Generator
 from pulse_cli.weights import load_state_dict, read_weights, save_pdparams
 
 REQUIREMENT = "gan-face-generate==1.1.1"
@@ -103,6 +107,29 @@ class DCGANDigiFace:
         f"PyPI {REQUIREMENT} (MIT): {WHEEL_NAME} sha256 {WHEEL_SHA256}, "
         f"{CHECKPOINT_MEMBER} sha256 {CHECKPOINT_SHA256}"
     )
+    # oneDNN's conv2d_transpose is inference-only: the static backend compiles it without oneDNN
+    fixed_resolution: bool = True
+    capabilities: Capabilities = Capabilities()
+    small_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def _generator(self, network: DCGANGenerator, name: str, source: str) -> Generator:
+        return Generator(
+            network,
+            name=name,
+            resolution=self.resolution,
+            num_layers=1,
+            latent_dim=LATENT_DIM,
+            latent_radius=math.sqrt(LATENT_DIM),  # where z ~ N(0, I) concentrates, as the wheel draws it
+            capabilities=self.capabilities,
+            source=source,
+        )
+
+    def build(self, resolution: int = RESOLUTION, seed: int = 0) -> Generator:
+        """The architecture with random weights, for benchmarks and tests without the wheel."""
+        if resolution != self.resolution:
+            raise ValueError(f"{self.name} makes {self.resolution} px images, not {resolution} px")
+        paddle.seed(seed)
+        return self._generator(DCGANGenerator(nz=LATENT_DIM), f"{self.name}-random", "random weights")
 
     def cached_weights(self) -> Path:
         """Where the converted weights are cached; their hash is recorded in a ``.sha256`` beside them."""
@@ -147,15 +174,7 @@ class DCGANDigiFace:
             state, source = _network_state(read_weights(path, key=key)), str(path)
         network = DCGANGenerator(nz=LATENT_DIM)
         load_state_dict(network, state, path)
-        return Generator(
-            network,
-            name=self.name,
-            resolution=self.resolution,
-            num_layers=1,
-            latent_dim=LATENT_DIM,
-            latent_radius=math.sqrt(LATENT_DIM),  # where z ~ N(0, I) concentrates, as the wheel draws it
-            source=source,
-        )
+        return self._generator(network, self.name, source)
 
 
 DIGIFACE = DCGANDigiFace()

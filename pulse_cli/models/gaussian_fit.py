@@ -14,13 +14,12 @@ import numpy as np
 import paddle
 
 from pulse_cli.atomic import atomic_write
+from pulse_cli.graphs.generator import GaussianFit, GaussianLatentMap
 from pulse_cli.graphs.stylegan import GMapping
 from pulse_cli.models.cache import cache_dir, sha256_file
-from pulse_cli.models.generator import GaussianFit
 from pulse_cli.weights import WeightsError, load_state_dict, read_weights
 
 LATENT_DIM = 512
-NEGATIVE_SLOPE = 5.0  # PULSE's LeakyReLU(5): the inverse of StyleGAN's LeakyReLU(0.2)
 
 
 def _fit_from_arrays(mean: np.ndarray, std: np.ndarray) -> GaussianFit:
@@ -53,9 +52,11 @@ def fit_gaussian(
     seed: int = 0,
     chunk: int = 10_000,
     latent_dim: int = LATENT_DIM,
+    gain: float = 1.0,
 ) -> GaussianFit:
-    """Per-dimension mean and unbiased std of ``LeakyReLU(5)(mapping(z))`` over ``samples`` seeded
-    ``z ~ N(0, I)``, as PULSE fits it.
+    """Per-dimension mean and unbiased std of ``LeakyReLU(5)(mapping(z) / gain)`` over ``samples``
+    seeded ``z ~ N(0, I)``, as PULSE fits it (``GaussianLatentMap.gaussianize``; ``gain`` is that
+    of the map the fit is for: 1 for StyleGAN 1, √2 for a mapping ending in ``√2 · leaky_relu``).
 
     The samples are drawn in chunks from one seeded stream, so the chunk size changes neither the
     samples nor (beyond float64 rounding) the fit; chunk statistics are merged in float64 with
@@ -71,7 +72,7 @@ def fit_gaussian(
         for start in range(0, samples, chunk):
             z = rng.standard_normal((min(chunk, samples - start), latent_dim), dtype=np.float32)
             w = mapping(paddle.to_tensor(z)).numpy().astype(np.float64)
-            w = np.where(w >= 0, w, NEGATIVE_SLOPE * w)
+            w = GaussianLatentMap.gaussianize(w, gain=gain)
             n = w.shape[0]
             chunk_mean = w.mean(axis=0)
             chunk_m2 = ((w - chunk_mean) ** 2).sum(axis=0)
@@ -97,23 +98,25 @@ def cached_gaussian_fit(
     seed: int = 0,
     chunk: int = 10_000,
     load_mapping: Callable[[Path], paddle.nn.Layer] = load_stylegan_mapping,
+    gain: float = 1.0,
 ) -> GaussianFit:
     """The fit of the mapping network in ``mapping_path``, computed once and then read from an
     ``.npz`` in the cache folder keyed by the file's SHA-256, the sample count and the seed.
 
     ``load_mapping`` builds the network from the file (PULSE's StyleGAN ``G_mapping`` by default);
-    it is only called when the cache has no fit.
+    it is only called when the cache has no fit. ``gain`` is as ``fit_gaussian`` takes it.
     """
     source = Path(mapping_path)
     if not source.is_file():
         raise WeightsError(f"{source}: no such mapping network file")
-    cached = cache_dir() / "gaussian_fit" / f"{sha256_file(source)}-n{samples}-seed{seed}.npz"
+    scaled = "" if gain == 1.0 else f"-gain{gain:g}"
+    cached = cache_dir() / "gaussian_fit" / f"{sha256_file(source)}-n{samples}-seed{seed}{scaled}.npz"
     if cached.is_file():
         try:
             return load_gaussian_fit(cached)
         except WeightsError:
             pass  # a damaged cache entry is recomputed and replaced
-    fit = fit_gaussian(load_mapping(source), samples=samples, seed=seed, chunk=chunk)
+    fit = fit_gaussian(load_mapping(source), samples=samples, seed=seed, chunk=chunk, gain=gain)
     cached.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(cached, "wb") as file:
         np.savez(file, mean=fit.mean.numpy(), std=fit.std.numpy())

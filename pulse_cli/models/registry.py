@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pulse_cli import plugins
-from pulse_cli.models.generator import Generator, GeneratorSpec
+from pulse_cli.errors import first_line
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.plugins.contracts import GeneratorSpec
 
 DEFAULT_MODEL = "dcgan-digiface"
 
@@ -37,5 +40,14 @@ def load_generator(name: str, weights: Path | None = None, gaussian_fit: Path | 
     try:
         return spec.load(weights=weights, gaussian_fit=gaussian_fit)
     except (OSError, ValueError, LookupError, RuntimeError) as exc:
-        lines = str(exc).strip().splitlines()
-        raise ModelError(lines[0] if lines else type(exc).__name__) from exc
+        raise ModelError(first_line(exc)) from exc
+
+
+def build_generator(name: str, **config: Any) -> Generator:
+    """Generator ``name``'s architecture with random weights (``GeneratorSpec.build``); a
+    ``ModelError`` for an unknown model or a config its architecture cannot take."""
+    spec = get_spec(name)
+    try:
+        return spec.build(**config)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(first_line(exc)) from exc

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import paddle
 
+from pulse_cli.graphs.generator import Capabilities, GaussianFit, GaussianLatentMap, Generator
 from pulse_cli.graphs.stylegan import GSynthesis
 from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.gaussian_fit import cached_gaussian_fit, load_gaussian_fit
-from pulse_cli.models.generator import GaussianFit, Generator
 from pulse_cli.weights import load_state_dict, read_weights
 
 SYNTHESIS_NAMES = ("synthesis.pt", "synthesis.pdparams", "stylegan.pdparams")
@@ -33,6 +36,10 @@ def noise_resolutions(resolution: int) -> list[int]:
     return [2 ** (i // 2 + 2) for i in range(num_layers(resolution))]
 
 
+# Its gradients are right with oneDNN's backward kernels, and come faster (see backends.compiled).
+CAPABILITIES = Capabilities(onednn_backward=True)
+
+
 class StyleGAN:
     """Builds PULSE-ready StyleGAN generators."""
 
@@ -40,7 +47,7 @@ class StyleGAN:
     def build(
         synthesis: GSynthesis, fit: GaussianFit, *, name: str = "stylegan", source: str = ""
     ) -> Generator:
-        """A generator around a synthesis network and its gaussian fit."""
+        """A generator around a synthesis network and its gaussian fit (PULSE's latent map)."""
         resolution = synthesis.resolution
         return Generator(
             synthesis,
@@ -49,7 +56,8 @@ class StyleGAN:
             num_layers=num_layers(resolution),
             latent_dim=512,
             noise_resolutions=noise_resolutions(resolution),
-            gaussian_fit=fit,
+            latent_map=GaussianLatentMap(fit),
+            capabilities=CAPABILITIES,
             source=source,
         )
 
@@ -78,16 +86,6 @@ class StyleGAN:
             raise WeightsMissingError(f"{synthesis}: a gaussian fit or a mapping network is needed with it")
         return cls.build(network, fit, name=name, source=str(synthesis))
 
-    @classmethod
-    def random(
-        cls, resolution: int = 1024, fmap_base: int = 8192, fmap_max: int = 512, seed: int = 0
-    ) -> Generator:
-        """An untrained generator of the real architecture, for benchmarks without the weights."""
-        paddle.seed(seed)
-        network = GSynthesis(resolution=resolution, fmap_base=fmap_base, fmap_max=fmap_max)
-        fit = GaussianFit(mean=paddle.zeros([512]), std=paddle.ones([512]))
-        return cls.build(network, fit, name=f"stylegan-random-{resolution}", source="random weights")
-
 
 def _find(folders: tuple[Path, ...], names: tuple[str, ...]) -> Path | None:
     """The first of ``names`` that exists in the first folder holding one."""
@@ -105,6 +103,21 @@ class StyleGANFFHQ:
         "PULSE release (github.com/adamian98/pulse): synthesis.pt + gaussian_fit.pt or mapping.pt; "
         "or the Paddle reproduction's stylegan.pdparams + gaussian_fit; not redistributed, hashes not pinned"
     )
+    fixed_resolution: bool = False
+    capabilities: Capabilities = CAPABILITIES
+    small_config: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({"resolution": 32, "fmap_base": 64, "fmap_max": 16})
+    )
+
+    def build(
+        self, resolution: int = 1024, fmap_base: int = 8192, fmap_max: int = 512, seed: int = 0
+    ) -> Generator:
+        """The architecture with random weights (any power-of-two ``resolution``), its gaussian fit
+        the identity (mean 0, std 1): for benchmarks and tests without the weights."""
+        paddle.seed(seed)
+        network = GSynthesis(resolution=resolution, fmap_base=fmap_base, fmap_max=fmap_max)
+        fit = GaussianFit(mean=paddle.zeros([512]), std=paddle.ones([512]))
+        return StyleGAN.build(network, fit, name=f"{self.name}-random", source="random weights")
 
     def weights_dir(self) -> Path:
         """Where the files are looked for when no path is given."""

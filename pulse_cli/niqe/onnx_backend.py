@@ -1,4 +1,4 @@
-"""NIQE's block features run as an ONNX graph (exported from ``pulse_cli.graphs.niqe``) in onnxruntime.
+"""NIQE's block features run as an ONNX graph (exported from ``pulse_cli.niqe.graph``) in onnxruntime.
 
 The graph is exported once per variant, channel count and package version and kept in the
 user cache folder (``pulse_cli.models.cache.cache_dir()``); height and width are dynamic, so
@@ -18,6 +18,7 @@ import numpy as np
 
 import pulse_cli
 from pulse_cli.atomic import atomic_write
+from pulse_cli.export.onnx import OPSET, open_session
 from pulse_cli.export.quiet import captured_output
 from pulse_cli.models.cache import cache_dir
 from pulse_cli.niqe.variants import Variant, get_variant
@@ -25,9 +26,8 @@ from pulse_cli.niqe.variants import Variant, get_variant
 if TYPE_CHECKING:
     import onnxruntime
 
-OPSET = 17
 INPUT = "image"
-GRAPH_SOURCES = ("graphs/niqe.py", "niqe/variants.py", "niqe/luma.py")
+GRAPH_SOURCES = ("niqe/graph.py", "niqe/variants.py", "niqe/luma.py")
 
 
 def onnx_block_features(array: np.ndarray, variant: Variant) -> np.ndarray:
@@ -40,15 +40,12 @@ def onnx_block_features(array: np.ndarray, variant: Variant) -> np.ndarray:
 
 @cache
 def session(variant_name: str, channels: int) -> onnxruntime.InferenceSession:
-    """An onnxruntime session of the cached graph, exporting it first when the cache lacks it."""
-    import onnxruntime as ort
-
+    """An onnxruntime session of the cached graph, exporting it first when the cache lacks it; on
+    the CPU, which runs its float64 operators."""
     path = graph_path(variant_name, channels)
     if not path.is_file():
         export_graph(get_variant(variant_name), channels, path)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # paddle2onnx leaves unused initializers, which onnxruntime lists
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, on=["CPUExecutionProvider"])
 
 
 def graph_path(variant_name: str, channels: int) -> Path:
@@ -70,7 +67,7 @@ def export_graph(variant: Variant, channels: int, path: Path) -> Path:
     import paddle
     import paddle2onnx
 
-    from pulse_cli.graphs.niqe import NiqeFeatures
+    from pulse_cli.niqe.graph import NiqeFeatures
 
     layer = NiqeFeatures(variant, channels)
     layer.eval()

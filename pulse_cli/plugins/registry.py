@@ -4,11 +4,16 @@ pulse-cli registers its own generators, losses and optimizers through the same e
 third-party distribution uses. ``PULSE_PLUGINS`` (comma-separated distribution names) limits which
 third-party distributions load; pulse-cli's own entry points always load. Unset, everything loads;
 empty, only the built-ins do.
+
+Discovery runs once per process for each group, ``PULSE_PLUGINS`` value and ``sys.path`` (where
+installed distributions are found); ``clear_cache()`` forgets what was found. What each group's
+objects must be is in ``pulse_cli.plugins.contracts``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -17,6 +22,7 @@ GROUPS = {
     "generators": "pulse_cli.generators",
     "losses": "pulse_cli.losses",
     "optimizers": "pulse_cli.optimizers",
+    "backends": "pulse_cli.backends",
 }
 ENV_VAR = "PULSE_PLUGINS"
 OWN_DISTRIBUTION = "pulse-cli"
@@ -59,10 +65,25 @@ def _distribution_name(entry_point: EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "?"
 
 
+_FOUND: dict[tuple[str, str | None, tuple[str, ...]], list[PluginInfo]] = {}
+
+
+def clear_cache() -> None:
+    """Forget every discovery, so the next one reads the installed entry points again."""
+    _FOUND.clear()
+
+
 def discover(group: str) -> list[PluginInfo]:
-    """Every entry point of a group (``generators``, ``losses``, ``optimizers``), loaded where enabled."""
+    """Every entry point of a group (one of ``GROUPS``), loaded where enabled; cached."""
     if group not in GROUPS:
         raise PluginError(f"unknown plugin group {group!r}; known: {', '.join(GROUPS)}")
+    key = (group, os.environ.get(ENV_VAR), tuple(sys.path))
+    if key not in _FOUND:
+        _FOUND[key] = _discover(group)
+    return _FOUND[key]
+
+
+def _discover(group: str) -> list[PluginInfo]:
     allowed = _allowed_distributions()
     infos: dict[str, PluginInfo] = {}
     for entry_point in entry_points(group=GROUPS[group]):

@@ -1,0 +1,198 @@
+"""What every ``pulse`` command shares: where it prints, how it fails (one line, exit codes),
+which device Paddle uses, how a model is loaded, how an upsampling job runs with its progress bar,
+and the line saying which runtime did what."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pulse_cli.backends import backend_names
+from pulse_cli.errors import first_line
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.models.registry import ModelError, load_generator
+from pulse_cli.search import StepReport
+from pulse_cli.upsample import ImageRecord, Listener, UpsampleError, UpsampleReport
+
+USAGE_ERROR = 2  # bad arguments, missing model files: nothing was attempted
+INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
+
+# File names are printed as they are: no syntax highlighting, no :emoji: codes, no wrapping.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def error_line(message: str) -> None:
+    """Print one error line on stderr (markup in ``message`` is shown literally)."""
+    err.print(f"[bold red]error:[/] {escape(first_line(message))}")
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    """Print ``message`` as one error line and exit with ``code``."""
+    error_line(message)
+    raise typer.Exit(code)
+
+
+def use_device(device: str | None) -> None:
+    """Point Paddle at ``cpu`` or ``gpu``; a clear error when this Paddle has no usable GPU.
+
+    ``None`` leaves Paddle's default (the GPU when Paddle was built with CUDA and sees one).
+    """
+    if device is None:
+        return
+    import paddle
+
+    if device == "gpu":
+        if not paddle.is_compiled_with_cuda():
+            fail(
+                "--device gpu: this Paddle was built without CUDA; install the GPU build "
+                "(pip install 'pulse-cli[gpu]') or use --device cpu"
+            )
+        if paddle.device.cuda.device_count() == 0:
+            fail("--device gpu: Paddle has CUDA support but sees no GPU; use --device cpu")
+    paddle.set_device(device)
+
+
+def choices(name: str, values: Sequence[str]) -> Any:
+    """A string Enum of ``values``, which Typer shows and checks as the option's choices."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Device = choices("Device", ("cpu", "gpu"))
+BackendChoice = choices("Backend", backend_names())  # the registry's, plugins' included
+
+
+class ProgressListener(Listener):
+    """One rich progress bar over images, showing the current image's step, L2 and the ETA.
+
+    Each finished image gets one line; a failed one gets one error line on stderr.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("", total=None)
+        self.finished = 0
+        self.batch: Sequence[str] = ()
+
+    def job_started(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+        self.progress.start()  # only once the job is under way: a usage error shows no bar
+
+    def batch_started(self, names: Sequence[str]) -> None:
+        self.batch = names
+        self.progress.update(self.task, description=escape(self._label()))
+
+    def _label(self) -> str:
+        return self.batch[0] if len(self.batch) == 1 else f"{self.batch[0]} +{len(self.batch) - 1}"
+
+    def step(self, report: StepReport) -> None:
+        l2 = "" if report.l2 is None else f"  L2 {float(report.l2.min()):.4f}"
+        done = self.finished + len(self.batch) * (report.step + 1) / report.steps
+        self.progress.update(
+            self.task,
+            completed=done,
+            description=escape(f"{self._label()}  step {report.step + 1}/{report.steps}{l2}"),
+        )
+
+    def image_finished(self, record: ImageRecord) -> None:
+        if record.status == "skipped":
+            return
+        self.finished += 1
+        self.progress.update(self.task, completed=self.finished)
+        if record.status == "failed":
+            error_line(record.error or "failed")
+            return
+        met = "[green]eps met[/]" if record.eps_met else "[yellow]eps not met[/]"
+        self.progress.console.print(
+            f"{escape(record.name)}: L2 {record.l2:.4f} ({met}), best step {record.best_step}, "
+            f"{record.seconds:.1f} s"
+        )
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def summary_json(report: UpsampleReport) -> str:
+    """The one machine-readable summary ``--json`` prints: the report plus where its files are."""
+    data: dict[str, Any] = report.to_dict()
+    data["report"] = str(report.report_path) if report.report_path else None
+    data["contact_sheet"] = str(report.contact_sheet_path) if report.contact_sheet_path else None
+    return json.dumps(data)
+
+
+def roles_line(roles: dict[str, str]) -> str:
+    """Which runtime did what, on one line: ``gradient steps: Paddle dygraph; forward-only …``."""
+    return "; ".join(f"{what}: {runtime}" for what, runtime in roles.items())
+
+
+def print_summary(report: UpsampleReport) -> None:
+    counts = report.summary()
+    out.print(
+        f"{counts['ok']} upsampled ({counts['eps_met']} met eps), {counts['skipped']} skipped "
+        f"(output exists), {counts['failed']} failed"
+    )
+    if report.roles:
+        out.print(escape(f"backend {report.options['backend']}: {roles_line(report.roles)}"))
+    out.print(f"report: {escape(str(report.report_path))}")
+    if report.contact_sheet_path:
+        out.print(f"contact sheet: {escape(str(report.contact_sheet_path))}")
+
+
+def run_job(
+    job: Callable[[Listener], UpsampleReport],
+    as_json: bool,
+) -> UpsampleReport:
+    """Run an upsampling job with the progress bar (or silently for ``--json``), mapping its
+    errors to one line and exit code 2, and Ctrl-C to exit code 130."""
+    try:
+        if as_json:
+            report = job(JsonListener())
+        else:
+            progress = make_progress()
+            try:
+                report = job(ProgressListener(progress))
+            finally:
+                progress.stop()
+    except UpsampleError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        error_line("interrupted: finished images and the report of them are kept; run again to resume")
+        raise typer.Exit(INTERRUPTED) from None
+    if as_json:
+        typer.echo(summary_json(report))
+    else:
+        print_summary(report)
+    return report
+
+
+class JsonListener(Listener):
+    """No progress output; each failed image still gets its one error line on stderr."""
+
+    def image_finished(self, record: ImageRecord) -> None:
+        if record.status == "failed":
+            error_line(record.error or "failed")
+
+
+def get_generator(model: str, weights: Path | None, gaussian_fit: Path | None) -> Generator:
+    """The generator, or exit 2 with what is missing."""
+    try:
+        return load_generator(model, weights=weights, gaussian_fit=gaussian_fit)
+    except ModelError as exc:
+        fail(str(exc))

@@ -1,0 +1,153 @@
+"""A generator as the latent search sees it: a synthesis network, the map from the searched latent
+to the synthesis input, its latent and noise layout, and what the backends may assume of it.
+
+This is the bottom of the stack: the objective, the exports and the backends take a ``Generator``;
+the model plugins (``pulse_cli.models``) build one from a ``GeneratorSpec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+PULSE_SLOPE = 0.2  # StyleGAN's leaky ReLU, which PULSE's map from the sphere to W inverts
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """Per-dimension mean and std of the mapping network's outputs made Gaussian
+    (``GaussianLatentMap.gaussianize``): PULSE's map from the sphere to W."""
+
+    mean: paddle.Tensor
+    std: paddle.Tensor
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend may assume of a generator's synthesis network, declared by its spec.
+
+    ``onednn_backward``: its gradients are right under oneDNN's backward kernels (and faster:
+    the ``static`` backend trains through them); otherwise only the forward uses oneDNN.
+    ``any_batch``: its graphs run with any batch size (exports get a dynamic batch dimension);
+    otherwise exported graphs take one image at a time.
+    """
+
+    onednn_backward: bool = False
+    any_batch: bool = True
+
+
+class IdentityLatentMap(nn.Layer):
+    """The searched latent is the synthesis input itself (a DCGAN's z)."""
+
+    def forward(self, latent: paddle.Tensor) -> paddle.Tensor:
+        return latent
+
+
+class GaussianLatentMap(nn.Layer):
+    """PULSE's map from the sphere to W: ``gain · leaky_relu(latent · std + mean, slope)``.
+
+    StyleGAN 1 (PULSE): slope 0.2, gain 1. A network whose mapping output ends in a scaled leaky
+    ReLU (MobileStyleGAN's ``√2 · leaky_relu(·, 0.2)``) passes its gain. The fit it uses is taken
+    over ``gaussianize(w)`` of mapping outputs ``w``: the inverse of that nonlinearity.
+    """
+
+    def __init__(self, fit: GaussianFit, negative_slope: float = PULSE_SLOPE, gain: float = 1.0) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+        self.gain = float(gain)
+        self.register_buffer("mean", fit.mean.astype("float32").reshape([-1]))
+        self.register_buffer("std", fit.std.astype("float32").reshape([-1]))
+
+    def forward(self, latent: paddle.Tensor) -> paddle.Tensor:
+        mapped = F.leaky_relu(latent * self.std + self.mean, negative_slope=self.negative_slope)
+        return mapped if self.gain == 1.0 else mapped * self.gain
+
+    @staticmethod
+    def gaussianize(w: np.ndarray, negative_slope: float = PULSE_SLOPE, gain: float = 1.0) -> np.ndarray:
+        """Mapping outputs ``w`` taken back through the map's nonlinearity (PULSE's ``LeakyReLU(5)``
+        for slope 0.2, gain 1): what the gaussian fit's mean and std are computed over."""
+        x = w / gain
+        return np.where(x >= 0, x, x / negative_slope)
+
+
+class Generator(nn.Layer):
+    """A synthesis network with what the search needs to know about it.
+
+    ``synthesis(latent_in [B, num_layers, latent_dim], noise: list of [B,1,r,r]) -> [B,3,R,R]``
+    in [-1, 1]. ``noise_resolutions`` lists r for each noise input (empty when there is none);
+    ``default_noise``, when given, holds the network's own ("baked") noise maps [1,1,r,r], which
+    searches start from instead of Gaussian noise. ``latent_map`` takes the searched latent to
+    the synthesis input (``IdentityLatentMap`` when not given; ``GaussianLatentMap`` is PULSE's).
+    ``latent_radius``, when given, is the radius the starting latent vectors are put on
+    (otherwise they keep the radius they are drawn with). ``capabilities`` are what backends may
+    assume of the synthesis network.
+    """
+
+    def __init__(
+        self,
+        synthesis: nn.Layer,
+        *,
+        name: str,
+        resolution: int,
+        num_layers: int,
+        latent_dim: int,
+        noise_resolutions: Sequence[int] = (),
+        latent_map: nn.Layer | None = None,
+        default_noise: Sequence[np.ndarray] | None = None,
+        latent_radius: float | None = None,
+        capabilities: Capabilities = Capabilities(),
+        source: str = "",
+    ) -> None:
+        super().__init__()
+        self.synthesis = synthesis
+        self.latent_map = latent_map if latent_map is not None else IdentityLatentMap()
+        self.name = name
+        self.resolution = resolution
+        self.num_layers = num_layers
+        self.latent_dim = latent_dim
+        self.noise_resolutions = tuple(noise_resolutions)
+        self.latent_radius = latent_radius
+        self.capabilities = capabilities
+        self.source = source
+        self.default_noise = None
+        if default_noise is not None:
+            self.default_noise = tuple(np.asarray(n, np.float32) for n in default_noise)
+            shapes = [n.shape for n in self.default_noise]
+            if shapes != [(1, 1, r, r) for r in self.noise_resolutions]:
+                raise ValueError(f"{name}: default noise maps {shapes} do not match {self.noise_resolutions}")
+
+    @property
+    def fit_mean(self) -> paddle.Tensor | None:
+        """The gaussian fit's mean, when the latent map is PULSE's (None for an identity map)."""
+        return self.latent_map.mean if isinstance(self.latent_map, GaussianLatentMap) else None
+
+    def map_latent(self, latent: paddle.Tensor) -> paddle.Tensor:
+        """The synthesis input for a searched latent [B, L, D]."""
+        return self.latent_map(latent)
+
+    def forward(self, latent_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        """The image in [0, 1] for a mapped latent (see ``map_latent``) and noise."""
+        return (self.synthesis(latent_in, noise) + 1) / 2
+
+    def with_synthesis(self, synthesis: nn.Layer) -> Generator:
+        """The same generator (latent map, layout, noise, capabilities) around another synthesis
+        network, such as a compiled copy of this one."""
+        return Generator(
+            synthesis,
+            name=self.name,
+            resolution=self.resolution,
+            num_layers=self.num_layers,
+            latent_dim=self.latent_dim,
+            noise_resolutions=self.noise_resolutions,
+            latent_map=self.latent_map,
+            default_noise=self.default_noise,
+            latent_radius=self.latent_radius,
+            capabilities=self.capabilities,
+            source=self.source,
+        )
+

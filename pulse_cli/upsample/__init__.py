@@ -1,0 +1,35 @@
+"""Upsampling a folder: the batch job behind ``pulse upsample``, as a library call.
+
+``upsample_folder(generator, input_dir, output_dir, options)`` searches every input (or one shard
+of them) and writes, as PULSE's run.py names them, ``{stem}.png`` (``{stem}_{k}.png`` with
+duplicates), ``{stem}/HR/{stem}_{step}.png`` and ``{stem}/LR/…`` with ``save_intermediate``, and
+``{stem}.npz`` (the best image's latent and noise maps) with ``save_latent``; plus ``report.json``,
+rewritten as each image finishes, and ``contact_sheet.png``. Every file is written atomically. An
+input that fails is recorded with its error and the job goes on; existing outputs are skipped
+unless ``overwrite``.
+
+The package's modules are the job's parts: ``plan`` (inputs, output names, shards, resume),
+``run`` (batches and their searches), ``write`` (the files) and ``report`` (report.json's schema
+and the progress hooks), strung together by ``job``.
+"""
+
+from pulse_cli.upsample.job import Job, upsample_folder
+from pulse_cli.upsample.plan import (
+    Item,
+    Plan,
+    Shard,
+    UpsampleError,
+    batch_seed,
+    check_options,
+    list_inputs,
+    make_plan,
+    plan_items,
+)
+from pulse_cli.upsample.report import ImageRecord, Listener, UpsampleReport
+from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns, step_digits
+
+__all__ = [
+    "NIQE_MIN_SIDE", "ImageRecord", "Item", "Job", "Listener", "OutputWriter", "Plan", "Shard",
+    "UpsampleError", "UpsampleReport", "batch_seed", "check_options", "list_inputs", "make_plan",
+    "plan_items", "sheet_columns", "step_digits", "upsample_folder",
+]

@@ -1,0 +1,171 @@
+"""One ``upsample_folder`` job: plan it, run its batches, write and record each output.
+
+The parts are each their own module: ``plan`` (inputs, names, shard, resume), ``run`` (loading
+and searching batches), ``write`` (files) and ``report`` (report.json and progress hooks); this
+module only strings them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pulse_cli.contact_sheet import save_contact_sheet
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.images import InputImageError
+from pulse_cli.options import SearchOptions
+from pulse_cli.search import SearchResult
+from pulse_cli.upsample.plan import Item, Plan, Shard, make_plan, output_path
+from pulse_cli.upsample.report import (
+    ImageRecord,
+    Listener,
+    UpsampleReport,
+    finite,
+    previous_records,
+    rescore_of,
+)
+from pulse_cli.upsample.run import load_batches, search_batch
+from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns
+
+
+class Job:
+    """A planned job's report, writer and listener: records each image's outcome as it comes."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        output_dir: Path,
+        options: SearchOptions,
+        plan: Plan,
+        writer: OutputWriter,
+        listener: Listener,
+    ) -> None:
+        self.generator = generator
+        self.options = options
+        self.plan = plan
+        self.writer = writer
+        self.listener = listener
+        self.report = UpsampleReport(
+            output_dir=output_dir,
+            model={"name": generator.name, "resolution": generator.resolution, "source": generator.source},
+            options=options.to_dict(),
+            shard=None if plan.shard is None else str(plan.shard),
+            report_path=plan.report_path,
+        )
+        self.previous = previous_records(plan.report_path)
+
+    def record(self, name: str, path: Path, status: str, save: bool = True, **values: Any) -> None:
+        """Add one image's outcome to the report (saved unless ``save`` is False) and announce it."""
+        record = ImageRecord(
+            name=name, input=str(path), status=status, model=self.generator.name, options=self.report.options,
+            **values,
+        )
+        self.add(record, save)
+
+    def add(self, record: ImageRecord, save: bool = True) -> None:
+        self.report.images.append(record)
+        if save:
+            self.report.save()
+        self.listener.image_finished(record)
+
+    def skip(self, item: Item) -> None:
+        """Record an image whose output exists, with its earlier record when the report has one."""
+        previous = self.previous.get(item.name)
+        if previous is not None:
+            self.add(ImageRecord(**{**previous, "status": "skipped"}), save=False)
+        else:
+            output = output_path(self.report.output_dir, item.name).name
+            self.record(item.name, item.path, "skipped", save=False, output=output)
+
+    def refuse(self, path: Path, error: str) -> None:
+        """Record an input that cannot be read: one record, named for the input file."""
+        self.record(path.name, path, "failed", error=error)
+
+    def run_batch(self, items: list[Item], refs: np.ndarray) -> None:
+        """Search one batch and write and record each of its images."""
+        names = [item.name for item in items]
+        self.listener.batch_started(names)
+        hooks = [self.listener.step]
+        if self.options.save_intermediate:
+            hooks.append(self.writer.intermediate(names, self.options.steps))
+        outcome = search_batch(self.generator, items, refs, self.options, hooks)
+        if outcome.result is None:
+            for item in items:
+                self.record(item.name, item.path, "failed", seed=outcome.seed, error=outcome.error)
+            return
+        self.report.roles = outcome.result.roles
+        for i, item in enumerate(items):
+            self.finish(item, i, outcome.result, outcome.seed)
+
+    def finish(self, item: Item, i: int, result: SearchResult, seed: int) -> None:
+        """Write one searched image's outputs and record it."""
+        common = {
+            "seed": seed,
+            "steps_run": result.steps_run,
+            "seconds": result.seconds / len(result.best_l2),
+            "best_step": int(result.best_step[i]) if result.best_step[i] >= 0 else None,
+            "l2": finite(result.best_l2[i]),
+            "total": finite(result.best_total[i]),
+        }
+        error = result.errors[i] if result.errors else None
+        if error is not None:
+            self.record(item.name, item.path, "failed", eps_met=False, error=error, **common)
+            return
+        latent = self.writer.write_latent(item.name, i, result) if self.writer.save_latent else None
+        output = self.writer.write_image(item.name, result.best_image[i])
+        niqe = self.writer.niqe_of(output) if self.writer.niqe else None
+        self.record(
+            item.name, item.path, "ok", output=output.name, eps_met=bool(result.eps_met[i]),
+            rescore=rescore_of(result.rescore, i), niqe=niqe, latent=latent, **common,
+        )
+
+
+def upsample_folder(
+    generator: Generator,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    options: SearchOptions | None = None,
+    *,
+    overwrite: bool = False,
+    save_latent: bool = False,
+    niqe: bool = False,
+    shard: Shard | None = None,
+    listener: Listener | None = None,
+    contact_sheet: bool = True,
+) -> UpsampleReport:
+    """Upsample every input of ``input_dir`` (or ``shard``'s slice of them) into ``output_dir``.
+
+    Under ``paddle.distributed.launch`` the shard comes from the environment when none is given;
+    a sharded job writes ``report_shard{K}of{N}.json`` and ``contact_sheet_shard{K}of{N}.png`` so
+    workers sharing a folder never overwrite each other's. ``niqe`` scores each output with NIQE
+    when the model's output is at least 192 px. On KeyboardInterrupt the report keeps every
+    finished image and says it was interrupted, and the interrupt propagates.
+    """
+    options = options or SearchOptions()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    writer = OutputWriter(
+        output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
+    )
+    job = Job(generator, output_dir, options, plan, writer, listener or Listener())
+    job.listener.job_started(len(plan.todo))
+    try:
+        for path, cause in plan.refused:
+            job.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
+        for item in plan.done:
+            job.skip(item)
+        job.report.save()
+        for batch, refs in load_batches(plan.todo, generator.resolution, options.batch_size, job.refuse):
+            job.run_batch(batch, refs)
+    except KeyboardInterrupt:
+        job.report.interrupted = True
+        job.report.save()
+        raise
+    if contact_sheet and (columns := sheet_columns(job.report, generator.resolution)):
+        save_contact_sheet(columns, plan.sheet_path, generator.resolution)
+        job.report.contact_sheet_path = plan.sheet_path
+    job.report.save()
+    return job.report

@@ -1,0 +1,163 @@
+"""report.json: what became of each output image, and the progress hooks that hear of it.
+
+The schema is ``UpsampleReport`` (the job) holding one ``ImageRecord`` per output image. It is
+rewritten atomically as each image finishes, and read back (``previous_records``) so a resumed job
+keeps the records of the images earlier runs made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pulse_cli.atomic import atomic_write
+from pulse_cli.search import Rescore, StepReport
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class ImageRecord:
+    """What became of one output image, as report.json lists it.
+
+    ``name`` is the output's stem, or the input's file name when the input itself was refused.
+    ``status`` is ``ok``, ``failed`` or ``skipped`` (its output existed); ``seed`` is the seed its
+    search was drawn with, so it can be reproduced; ``seconds`` is its share of its batch's search.
+    ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
+    as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
+    ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
+    """
+
+    name: str
+    input: str
+    status: str
+    model: str
+    options: dict[str, Any]
+    output: str | None = None
+    seed: int | None = None
+    l2: float | None = None
+    total: float | None = None
+    rescore: dict[str, Any] | None = None
+    eps_met: bool | None = None
+    best_step: int | None = None
+    steps_run: int | None = None
+    seconds: float | None = None
+    niqe: float | None = None
+    latent: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class UpsampleReport:
+    """The job's report: the model, the options, which runtime did what in its searches
+    (``roles``, from ``Backend.roles``; None until a search ran) and one record per output image."""
+
+    output_dir: Path
+    model: dict[str, Any]
+    options: dict[str, Any]
+    shard: str | None
+    roles: dict[str, str] | None = None
+    images: list[ImageRecord] = field(default_factory=list)
+    interrupted: bool = False
+    report_path: Path | None = None
+    contact_sheet_path: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(record.status == status for record in self.images)
+
+    @property
+    def failed(self) -> list[ImageRecord]:
+        return [record for record in self.images if record.status == "failed"]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of outcomes: total, ok, skipped, failed, and how many met eps."""
+        return {
+            "total": len(self.images),
+            "ok": self.count("ok"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed"),
+            "eps_met": sum(bool(record.eps_met) for record in self.images),
+            "interrupted": self.interrupted,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "output_dir": str(self.output_dir),
+            "model": self.model,
+            "options": self.options,
+            "shard": self.shard,
+            "roles": self.roles,
+            "summary": self.summary(),
+            "contact_sheet": self.contact_sheet_path.name if self.contact_sheet_path else None,
+            "images": [asdict(record) for record in self.images],
+        }
+
+    def save(self) -> None:
+        """Rewrite report.json atomically (a reader never sees half of it)."""
+        if self.report_path is None:
+            return
+        with atomic_write(self.report_path, "w") as file:
+            json.dump(self.to_dict(), file, indent=2, allow_nan=False, default=_json_default)
+            file.write("\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class Listener:
+    """Progress hooks of a job; the defaults do nothing (the CLI's progress bar overrides them)."""
+
+    def job_started(self, total: int) -> None:
+        """``total`` output images will be searched (skipped ones not counted)."""
+
+    def batch_started(self, names: Sequence[str]) -> None:
+        """A search over these output images begins."""
+
+    def step(self, report: StepReport) -> None:
+        """One search step finished."""
+
+    def image_finished(self, record: ImageRecord) -> None:
+        """An output image was written, failed or skipped."""
+
+
+def previous_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Records of earlier runs in this report, by name, to keep for the images they made."""
+    known = {f.name for f in fields(ImageRecord)}
+    required = {f.name for f in fields(ImageRecord) if f.default is MISSING}
+    try:
+        images = json.loads(path.read_text())["images"]
+        return {
+            record["name"]: {key: value for key, value in record.items() if key in known}
+            for record in images
+            if required <= record.keys() and record["status"] != "failed" and record.get("l2") is not None
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def finite(value: Any) -> float | None:
+    """A score as report.json holds it: a float, or None when it is not finite."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def rescore_of(rescore: Rescore | None, i: int) -> dict[str, Any] | None:
+    """Image ``i``'s scores from the final scoring in another runtime, as its record holds them."""
+    if rescore is None:
+        return None
+    l2 = rescore.scores.get("L2")
+    return {
+        "runtime": rescore.runtime,
+        "total": finite(rescore.scores["TOTAL"][i]),
+        "l2": None if l2 is None else finite(l2[i]),
+    }

@@ -1,0 +1,100 @@
+"""Writing a job's outputs: each searched image, its latent, every step's images, its NIQE, and
+the contact sheet. Every file is written atomically.
+
+``OutputWriter.write_image`` is where an output becomes a file: a step that puts the upsampled
+image back into a larger photo (paste-back) belongs there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pulse_cli.atomic import atomic_save_image, atomic_write
+from pulse_cli.contact_sheet import SheetColumn
+from pulse_cli.images import InputImageError, load_input, read_image, to_pil
+from pulse_cli.search import SearchResult, StepReport
+from pulse_cli.upsample.plan import output_path
+from pulse_cli.upsample.report import UpsampleReport
+
+NIQE_MIN_SIDE = 192  # NIQE's 96-pixel blocks at two scales
+SHEET_COLUMNS = 16
+
+
+def step_digits(steps: int) -> int:
+    """Digits of the step number in intermediate file names (two for PULSE's 100 steps)."""
+    return max(2, math.ceil(math.log10(steps)))
+
+
+class OutputWriter:
+    """Writes one job's files into ``output_dir``, named as PULSE's run.py names them."""
+
+    def __init__(self, output_dir: Path, *, save_latent: bool = False, niqe: bool = False) -> None:
+        self.output_dir = output_dir
+        self.save_latent = save_latent
+        self.niqe = niqe
+
+    def write_image(self, name: str, image: np.ndarray) -> Path:
+        """Write output image ``name`` ([3,R,R] in [0, 1]) as ``{name}.png``; the path written."""
+        path = output_path(self.output_dir, name)
+        atomic_save_image(to_pil(image), path)
+        return path
+
+    def write_latent(self, name: str, i: int, result: SearchResult) -> str:
+        """Write image ``i``'s best latent and noise maps as ``{name}.npz`` (``latent`` [1 or L, D],
+        ``noise_{k}`` [1, r, r] for each noise layer), from which its output can be made again."""
+        path = self.output_dir / f"{name}.npz"
+        arrays = {"latent": result.best_latent[i]}
+        arrays.update({f"noise_{k}": noise[i] for k, noise in enumerate(result.best_noise)})
+        with atomic_write(path, "wb") as file:
+            np.savez_compressed(file, **arrays)
+        return path.name
+
+    def intermediate(self, names: Sequence[str], steps: int) -> Callable[[StepReport], None]:
+        """An ``on_step`` hook writing each step's HR and LR images as PULSE's run.py names them."""
+        digits = step_digits(steps)
+        for name in names:
+            for kind in ("HR", "LR"):
+                (self.output_dir / name / kind).mkdir(parents=True, exist_ok=True)
+
+        def write(report: StepReport) -> None:
+            for kind, images in (("HR", report.gen_im), ("LR", report.gen_im_lr)):
+                if images is None:
+                    continue
+                for name, image in zip(names, images):
+                    path = self.output_dir / name / kind / f"{name}_{report.step:0{digits}d}.png"
+                    atomic_save_image(to_pil(image), path)
+
+        return write
+
+    @staticmethod
+    def niqe_of(output: Path) -> float | None:
+        """The output's NIQE (standard MATLAB variant), or None when it cannot be scored."""
+        from pulse_cli.niqe import NiqeError, niqe
+
+        try:
+            score = float(niqe(output))
+        except NiqeError:
+            return None
+        return score if math.isfinite(score) else None
+
+
+def sheet_columns(report: UpsampleReport, resolution: int, limit: int = SHEET_COLUMNS) -> list[SheetColumn]:
+    """Contact-sheet columns for the first ``limit`` images of ``report`` that have an output."""
+    columns = []
+    for record in report.images:
+        if record.status == "failed" or record.output is None:
+            continue
+        output = report.output_dir / record.output
+        try:
+            lr = load_input(record.input, resolution)
+            hr = read_image(output)
+        except InputImageError:
+            continue
+        columns.append(SheetColumn(record.name, lr, hr, l2=record.l2, eps_met=record.eps_met))
+        if len(columns) == limit:
+            break
+    return columns
