@@ -1,4 +1,4 @@
-"""``pulse plugins list``: every generator, loss and optimizer plugin, where it comes from, and
+"""``pulse plugins list``: every generator, loss, optimizer and backend plugin, where it comes from, and
 whether it loaded."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pulse_cli import plugins
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import out
 
-plugins_app = typer.Typer(help="Entry-point plugins: generators, losses, optimizers.", no_args_is_help=True)
+plugins_app = typer.Typer(
+    help="Entry-point plugins: generators, losses, optimizers, backends.", no_args_is_help=True
+)
 app.add_typer(plugins_app, name="plugins")
 
 
