@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pulse_cli.errors import first_line
+
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 MAX_PIXELS = 4096 * 4096  # far above any sensible input; more is a decompression bomb or a mistake
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -81,8 +83,7 @@ def read_image(path: str | Path) -> np.ndarray:
     except PermissionError:
         raise InputImageError(path, "cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputImageError(path, f"truncated or corrupt image ({cause})") from None
+        raise InputImageError(path, f"truncated or corrupt image ({first_line(exc)})") from None
 
 
 def upscale_factor(side: int, resolution: int) -> int | None:

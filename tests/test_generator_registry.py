@@ -148,3 +148,30 @@ def test_the_latent_map_is_the_generators_and_its_fit_inverts_its_nonlinearity()
     x = latent * std + mean
     np.testing.assert_allclose(w, math.sqrt(2) * np.where(x >= 0, x, 0.2 * x), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(GaussianLatentMap.gaussianize(w, gain=math.sqrt(2)), x, rtol=1e-5, atol=1e-5)
+
+
+def test_a_generator_that_takes_one_image_at_a_time_is_exported_and_scored_so():
+    """``Capabilities.any_batch`` false: the exported scorer is run by onnxruntime row by row."""
+    from pulse_cli import backends
+    from pulse_cli.graphs.generator import Capabilities, Generator
+    from pulse_cli.models.stylegan import FFHQ
+
+    built = FFHQ.build(**FFHQ.small_config)
+    single = Generator(
+        built.synthesis, name="one-at-a-time", resolution=built.resolution, num_layers=built.num_layers,
+        latent_dim=built.latent_dim, noise_resolutions=built.noise_resolutions, latent_map=built.latent_map,
+        capabilities=Capabilities(any_batch=False),
+    )  # fmt: skip
+    objective = build_objective(single, 4, SearchOptions(backend="onnx"))
+    rng = np.random.default_rng(3)
+    latent = rng.standard_normal((3, single.num_layers, single.latent_dim), dtype=np.float32)
+    noise = [rng.standard_normal((3, 1, r, r), dtype=np.float32) for r in single.noise_resolutions]
+    refs = rng.random((3, 3, 8, 8), dtype=np.float32)
+    scorer = backends.forward_scorer(objective, "onnx")
+    run, batches = scorer.graph.run, []
+    scorer.graph.run = lambda feed: batches.append(len(feed["latent"])) or run(feed)
+    total, terms = scorer.score(latent, noise, refs)
+    assert batches == [1, 1, 1]
+    eager_total, eager_terms = backends.PaddleScorer(objective).score(latent, noise, refs)
+    np.testing.assert_allclose(total, eager_total, rtol=1e-4)
+    np.testing.assert_allclose(terms, eager_terms, rtol=1e-4)

@@ -20,13 +20,7 @@ from pulse_cli import plugins
 from pulse_cli.errors import first_line
 from pulse_cli.export import ExportError, static
 from pulse_cli.export import onnx as onnx_export
-from pulse_cli.export.graphs import (
-    ExportGraph,
-    batch_dim,
-    downsample_graph,
-    scorer_graph,
-    synthesis_graph,
-)
+from pulse_cli.export.graphs import ExportGraph, downsample_graph, scorer_graph, synthesis_graph
 from pulse_cli.export.manifest import (
     MANIFEST,
     ExportedFileError,
@@ -151,7 +145,7 @@ def export_model(
             progress(f"{graph.name}: saving the Paddle static graph and converting it to ONNX")
             written = _write_graph(built, graph, opset)
             progress(f"{graph.name}: checking {', '.join(RUNTIMES)} against eager Paddle")
-            batch = check_batch if batch_dim(generator) is None else 1
+            batch = check_batch if generator.capabilities.any_batch else 1  # one image at a time
             graph_checks = check_parity(graph, _runners(built, graph), batch=batch)
             checks += graph_checks
             files += written

@@ -109,16 +109,9 @@ class ScorerGraph(nn.Layer):
         return self.objective(latent, noise, ref_im)
 
 
-def batch_dim(generator: Generator) -> int | None:
-    """The batch dimension of ``generator``'s graphs: dynamic, or 1 for a network that declares
-    it cannot take any batch size (``Capabilities.any_batch``)."""
-    return None if generator.capabilities.any_batch else 1
-
-
 def _latent_and_noise(generator: Generator) -> tuple[TensorSpec, list[TensorSpec]]:
-    batch = batch_dim(generator)
-    latent = TensorSpec("latent", (batch, generator.num_layers, generator.latent_dim))
-    noise = [TensorSpec(f"noise_{i}", (batch, 1, r, r)) for i, r in enumerate(generator.noise_resolutions)]
+    latent = TensorSpec("latent", (None, generator.num_layers, generator.latent_dim))
+    noise = [TensorSpec(f"noise_{i}", (None, 1, r, r)) for i, r in enumerate(generator.noise_resolutions)]
     return latent, noise
 
 
@@ -131,7 +124,7 @@ def synthesis_graph(generator: Generator) -> ExportGraph:
         name="synthesis",
         layer=layer,
         inputs=[latent, *noise],
-        outputs=[TensorSpec("image", (batch_dim(generator), 3, side, side))],
+        outputs=[TensorSpec("image", (None, 3, side, side))],
         input_spec=[latent.input_spec(), [spec.input_spec() for spec in noise]],
         call=lambda tensors: [layer(tensors[0], tensors[1:])],
     )
@@ -156,18 +149,18 @@ def scorer_graph(objective: Objective) -> ExportGraph:
     """The scorer graph of a search objective (its generator, factor, loss terms and eps)."""
     generator = objective.generator
     latent, noise = _latent_and_noise(generator)
-    side, factor, batch = generator.resolution, objective.downsample.factor, batch_dim(generator)
-    ref_im = TensorSpec("ref_im", (batch, 3, side // factor, side // factor))
+    side, factor = generator.resolution, objective.downsample.factor
+    ref_im = TensorSpec("ref_im", (None, 3, side // factor, side // factor))
     layer = ScorerGraph(objective)
     return ExportGraph(
         name="scorer",
         layer=layer,
         inputs=[latent, *noise, ref_im],
         outputs=[
-            TensorSpec("image", (batch, 3, side, side)),
-            TensorSpec("image_lr", (batch, 3, side // factor, side // factor)),
-            TensorSpec("total", (batch,)),
-            TensorSpec("terms", (len(objective.term_names), batch)),
+            TensorSpec("image", (None, 3, side, side)),
+            TensorSpec("image_lr", (None, 3, side // factor, side // factor)),
+            TensorSpec("total", (None,)),
+            TensorSpec("terms", (len(objective.term_names), None)),
         ],
         input_spec=[latent.input_spec(), [spec.input_spec() for spec in noise], ref_im.input_spec()],
         call=lambda tensors: list(layer(tensors[0], tensors[1:-1], tensors[-1])),

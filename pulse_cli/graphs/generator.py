@@ -33,8 +33,8 @@ class Capabilities:
 
     ``onednn_backward``: its gradients are right under oneDNN's backward kernels (and faster:
     the ``static`` backend trains through them); otherwise only the forward uses oneDNN.
-    ``any_batch``: its graphs run with any batch size (exports get a dynamic batch dimension);
-    otherwise exported graphs take one image at a time.
+    ``any_batch``: its exported graphs run with any batch size; otherwise they are run one image
+    at a time (the export's parity checks, the ``onnx`` backend's scoring).
     """
 
     onednn_backward: bool = False
