@@ -1,0 +1,52 @@
+"""The parts of an upsampling job, each on its own: planning (names, clashes, resume, shard) and
+loading inputs into batches, without a generator or a search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pulse_cli.options import SearchOptions
+from pulse_cli.upsample.plan import Item, Shard, make_plan
+from pulse_cli.upsample.run import load_batches
+
+
+def write_image(path: Path, side: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(path)
+    return path
+
+
+def test_plan_names_outputs_refuses_clashes_and_sets_aside_existing_outputs(tmp_path):
+    for name in ("a.png", "a.jpg", "b.png", "c.png"):
+        write_image(tmp_path / "in" / name, 8)
+    write_image(tmp_path / "out" / "b_2.png", 64)  # made by an earlier run
+    plan = make_plan(tmp_path / "in", tmp_path / "out", SearchOptions(duplicates=2))
+    assert [item.name for item in plan.todo] == ["a_1", "a_2", "b_1", "c_1", "c_2"]
+    assert [item.name for item in plan.done] == ["b_2"]
+    assert [(path.name, "clashes" in cause) for path, cause in plan.refused] == [("a.png", True)]
+    assert plan.report_path == tmp_path / "out" / "report.json"
+
+
+def test_a_sharded_plan_takes_its_slice_and_names_its_report(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        write_image(tmp_path / "in" / name, 8)
+    plan = make_plan(tmp_path / "in", tmp_path / "out", SearchOptions(), shard=Shard(1, 2))
+    assert [item.name for item in plan.todo] == ["b"]
+    assert plan.report_path.name == "report_shard1of2.json"
+
+
+def test_batches_hold_one_input_size_and_an_unreadable_input_is_refused_once(tmp_path):
+    paths = [write_image(tmp_path / f"{name}.png", side) for name, side in (("a", 8), ("b", 8), ("c", 16))]
+    broken = tmp_path / "d.png"
+    broken.write_bytes(b"not an image")
+    items = [Item(p.stem, p) for p in paths] + [Item("d_1", broken), Item("d_2", broken)]
+    refused: list[str] = []
+    batches = list(load_batches(items, 64, 4, lambda path, error: refused.append(path.name)))
+    assert [([item.name for item in batch], refs.shape) for batch, refs in batches] == [
+        (["a", "b"], (2, 3, 8, 8)),
+        (["c"], (1, 3, 16, 16)),
+    ]
+    assert refused == ["d.png"]
