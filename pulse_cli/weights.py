@@ -5,6 +5,11 @@ pre-1.6 format of PULSE's release files), Paddle ``.pdparams`` and ``.npz`` are 
 arrays. Pickles go through an unpickler that only knows an explicit allowlist of tensor, storage,
 array and container constructors, each replaced by a harmless stand-in: any other global (such as
 ``os.system`` or ``builtins.eval``) is refused before anything is called.
+
+Reading a file may allocate at most ``EXPANSION_FACTOR`` times its size plus ``EXPANSION_SLACK``
+(see ``_Budget``): a crafted file whose tensors reuse storage elements, whose pickle repeats one byte
+string, or whose zip members inflate beyond what the file declares is refused before the memory is
+taken, never materialised.
 """
 
 from __future__ import annotations
@@ -19,17 +24,25 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import paddle
 
 from pulse_cli.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import paddle
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PROTOCOL = 1001
 PADDLE_METADATA_KEYS = ("StructuredToParameterName@@",)
 ARRAY_KINDS = "biufc"  # bool, signed, unsigned, float, complex: no objects, strings or void
+# A checkpoint holds each element once, so reading it allocates about twice its size (the stored
+# blocks, then the arrays copied out of them); the rest is room for zip compression and for small
+# expanded (stride-0) views, which torch.save writes as they are.
+EXPANSION_FACTOR = 4
+EXPANSION_SLACK = 16 * 2**20
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}  # inflated in bounded steps
 
 BFLOAT16 = "bfloat16"
 STORAGE_DTYPES: dict[str, str] = {
@@ -50,6 +63,38 @@ STORAGE_DTYPES: dict[str, str] = {
 
 class WeightsError(ValueError):
     """A weights file that cannot be read or does not fit the model; the message names the file."""
+
+
+def _size(nbytes: int) -> str:
+    """A byte count for a message: bytes below 1 MiB, else MiB or GiB."""
+    if nbytes < 2**20:
+        return f"{nbytes} bytes"
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:.1f} GiB"
+
+
+class _Budget:
+    """The memory that reading one file may take: ``EXPANSION_FACTOR`` × its size + ``EXPANSION_SLACK``.
+
+    Every array, stored block and byte string the reader makes is charged here before it is
+    allocated, so that strides reusing storage elements, many tensors over one storage, a pickle
+    repeating one byte string, or a zip bomb are refused while they are still numbers.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.source = str(path)
+        self.file_bytes = path.stat().st_size
+        self.limit = EXPANSION_FACTOR * self.file_bytes + EXPANSION_SLACK
+        self.used = 0
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Account for ``nbytes`` about to be allocated for ``what``; refuse past the limit."""
+        if self.used + nbytes > self.limit:
+            raise WeightsError(
+                f"{self.source}: {what} needs {_size(nbytes)}; reading this file ({_size(self.file_bytes)}) "
+                f"may take at most {_size(self.limit)} in all, {_size(self.used)} of it taken already: "
+                "refused as a possible memory bomb"
+            )
+        self.used += nbytes
 
 
 class _Sealed:
@@ -159,20 +204,21 @@ class _NumpyArray(_Sealed):
     """A numpy array being unpickled: numpy's ``_reconstruct``, then its state filled from raw bytes
     here (numpy's own ``__setstate__`` is never given the untrusted state)."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
         self.array: np.ndarray | None = None
 
     def __setstate__(self, state: Any) -> None:
         # numpy's state: ([version,] shape, dtype, is_fortran, raw bytes)
         if not (isinstance(state, tuple) and len(state) in (4, 5)) or self.array is not None:
-            raise WeightsError(f"{self.source}: malformed array state")
+            raise WeightsError(f"{self.budget.source}: malformed array state")
         shape, dtype, fortran, raw = state[-4:]
-        self.array = _array_from_bytes(raw, dtype, shape, "F" if fortran else "C", self.source)
+        self.array = _array_from_bytes(raw, dtype, shape, "F" if fortran else "C", self.budget)
 
 
-def _array_from_bytes(raw: Any, dtype: Any, shape: Any, order: Any, source: str) -> np.ndarray:
+def _array_from_bytes(raw: Any, dtype: Any, shape: Any, order: Any, budget: _Budget) -> np.ndarray:
     """An independent native-order array from untrusted raw bytes, dtype and shape."""
+    source = budget.source
     if isinstance(raw, str):  # Python 2 pickles hold the bytes as latin-1 text
         raw = raw.encode("latin1")
     valid_shape = isinstance(shape, tuple | list) and all(isinstance(n, int) and n >= 0 for n in shape)
@@ -180,12 +226,14 @@ def _array_from_bytes(raw: Any, dtype: Any, shape: Any, order: Any, source: str)
         raise WeightsError(f"{source}: malformed array (shape {_short(shape)}, dtype {_short(dtype)})")
     if order not in ("C", "F") or len(raw) != math.prod(shape) * dtype.dtype.itemsize:
         raise WeightsError(f"{source}: array data does not fit its shape {list(shape)} and dtype")
+    budget.charge(len(raw), f"an array of shape {list(shape)}")  # memo references repeat one string
     flat = np.frombuffer(raw, dtype=dtype.dtype)
     return flat.reshape(shape, order=order).astype(dtype.dtype.newbyteorder("="), order="C")
 
 
-def _numpy_allowlist(source: str) -> dict[tuple[str, str], Any]:
+def _numpy_allowlist(budget: _Budget) -> dict[tuple[str, str], Any]:
     """Stand-ins for the globals numpy arrays and scalars pickle with; only plain numeric dtypes."""
+    source = budget.source
 
     def dtype(code: Any, *_: Any) -> _NumpyDtype:
         return _NumpyDtype(code, source)
@@ -193,18 +241,19 @@ def _numpy_allowlist(source: str) -> dict[tuple[str, str], Any]:
     def reconstruct(subtype: Any, *_: Any) -> _NumpyArray:
         if not isinstance(subtype, _NumpyType):
             raise WeightsError(f"{source}: array subtype {_short(subtype)} is not allowed")
-        return _NumpyArray(source)
+        return _NumpyArray(budget)
 
     def scalar(dtype_: Any, raw: Any) -> np.generic:
-        return _array_from_bytes(raw, dtype_, (), "C", source)[()]
+        return _array_from_bytes(raw, dtype_, (), "C", budget)[()]
 
     def frombuffer(raw: Any, dtype_: Any, shape: Any, order: Any) -> np.ndarray:
-        return _array_from_bytes(raw, dtype_, shape, order, source)
+        return _array_from_bytes(raw, dtype_, shape, order, budget)
 
     def encode(text: Any, encoding: Any = "utf-8") -> bytes:
         # Protocol 2 pickles of numpy arrays carry their bytes as latin-1 text.
         if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
             raise WeightsError(f"{source}: malformed encoded bytes")
+        budget.charge(len(text), "an encoded byte string")
         return text.encode("latin1")
 
     allowed: dict[tuple[str, str], Any] = {
@@ -220,8 +269,9 @@ def _numpy_allowlist(source: str) -> dict[tuple[str, str], Any]:
     return allowed
 
 
-def _torch_allowlist(source: str) -> dict[tuple[str, str], Any]:
+def _torch_allowlist(budget: _Budget) -> dict[tuple[str, str], Any]:
     """Stand-ins for what ``torch.save`` pickles: storages, tensors, parameters, OrderedDict, numpy."""
+    source = budget.source
 
     def rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _TensorRef:
         if not isinstance(storage, _Storage):
@@ -236,7 +286,7 @@ def _torch_allowlist(source: str) -> dict[tuple[str, str], Any]:
     def rebuild_parameter(data: Any, *_: Any) -> Any:
         return data
 
-    allowed = _numpy_allowlist(source)
+    allowed = _numpy_allowlist(budget)
     allowed[("collections", "OrderedDict")] = OrderedDict
     allowed[("torch._utils", "_rebuild_tensor")] = rebuild_tensor
     allowed[("torch._utils", "_rebuild_tensor_v2")] = rebuild_tensor
@@ -261,10 +311,11 @@ def _unpickle(unpickler: _RestrictedUnpickler) -> Any:
 class _TorchReader:
     """Reads the objects of one torch checkpoint, resolving storages through ``read_block``."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.source = budget.source
         self.storages: dict[str, _Storage] = {}
-        self.allowed = _torch_allowlist(source)
+        self.allowed = _torch_allowlist(budget)
 
     def unpickler(self, file: IO[bytes]) -> _RestrictedUnpickler:
         return _RestrictedUnpickler(file, self.source, self.allowed, persistent=self.storage)
@@ -283,6 +334,9 @@ class _TorchReader:
         if root.type != storage_type:
             types = f"{root.type.name} and {storage_type.name}"
             raise WeightsError(f"{self.source}: storage {key} is read as both {types}")
+        if root.numel != numel:  # every reference names the whole storage, views included
+            sizes = f"{root.numel} and {numel} elements"
+            raise WeightsError(f"{self.source}: storage {key} is declared with both {sizes}")
         if view is None:
             return root
         # Legacy files name a view of a storage as (view_key, element offset, view numel).
@@ -302,7 +356,7 @@ class _TorchReader:
                 raise WeightsError(f"{self.source}: storage {storage.key} is shorter than its views need")
             return block[storage.offset : storage.offset + storage.numel]
 
-        def array(ref: _TensorRef) -> np.ndarray:
+        def array(ref: _TensorRef, name: str) -> np.ndarray:
             flat = elements(ref.storage)
             dtype = np.dtype("uint16" if ref.storage.type.dtype == BFLOAT16 else ref.storage.type.dtype)
             if any(n < 0 for n in ref.size) or any(s < 0 for s in ref.stride):
@@ -315,6 +369,10 @@ class _TorchReader:
                     f"{self.source}: a tensor of shape {list(ref.size)} reads past the end of storage "
                     f"{ref.storage.key} ({flat.size} elements)"
                 )
+            # Strides may reuse elements (expanded views): what the copy takes is charged, not the storage.
+            nbytes = math.prod(ref.size) * _final_dtype(ref.storage.type).itemsize
+            shape = f"shape {list(ref.size)} and strides {list(ref.stride)}"
+            self.budget.charge(nbytes, f"{name} ({shape} over a storage of {flat.size} elements)")
             view = np.lib.stride_tricks.as_strided(
                 flat[ref.offset :],
                 shape=ref.size,
@@ -328,32 +386,39 @@ class _TorchReader:
 
         done: dict[int, Any] = {}  # by id: a shared tensor or container is converted once and stays shared
 
-        def walk(item: Any) -> Any:
+        def walk(item: Any, path: str) -> Any:
+            """``item`` converted; ``path`` (``netG/main.0.weight``) names it in messages."""
             if id(item) in done:
                 return done[id(item)]
+            name = f"tensor {path!r}" if path else "the top-level tensor"
             if isinstance(item, _TensorRef):
-                result: Any = array(item)
+                result: Any = array(item, name)
             elif isinstance(item, _Storage):
+                self.budget.charge(item.numel * _final_dtype(item.type).itemsize, f"storage {path!r}")
                 result = np.array(elements(item), dtype=_final_dtype(item.type))
             elif isinstance(item, _NumpyArray) and item.array is not None:
                 result = item.array
             elif isinstance(item, dict):
-                result = {key: walk(value) for key, value in item.items()}
+                result = {key: walk(value, _inside(path, key)) for key, value in item.items()}
             elif isinstance(item, list | tuple):
-                result = type(item)(walk(value) for value in item)
+                result = type(item)(walk(value, _inside(path, i)) for i, value in enumerate(item))
             else:
                 return _checked_leaf(item, self.source)
             done[id(item)] = result
             return result
 
         try:
-            return walk(obj)
+            return walk(obj, "")
         except WeightsError:
             raise
         except RecursionError:
             raise WeightsError(f"{self.source}: nested too deeply to be a checkpoint") from None
         except Exception as exc:  # the content is untrusted: any failure means a malformed file
             raise WeightsError(f"{self.source}: malformed tensor data ({type(exc).__name__}: {exc})") from exc
+
+
+def _inside(path: str, key: Any) -> str:
+    return f"{path}/{key}" if path else str(key)
 
 
 def _final_dtype(storage_type: _StorageType) -> np.dtype:
@@ -369,9 +434,36 @@ def _checked_leaf(item: Any, source: str) -> Any:
     raise WeightsError(f"{source}: unexpected object of type {type(item).__name__} in a weights file")
 
 
-def _torch_zip(path: Path, source: str) -> Any:
+def _charge_member(info: zipfile.ZipInfo, budget: _Budget) -> None:
+    """Charge what a zip member inflates to, refusing methods whose inflating has no bound per step."""
+    if info.compress_type not in ZIP_METHODS:  # bzip2 and lzma
+        methods = " or ".join(ZIP_METHODS.values())
+        method = f"zip compression method {info.compress_type}, not {methods}"
+        raise WeightsError(f"{budget.source}: {info.filename} uses {method}")
+    budget.charge(info.file_size, info.filename)
+
+
+def _zip_member(archive: zipfile.ZipFile, name: str, budget: _Budget, expected: int | None = None) -> bytes:
+    """The bytes of one member, charged to ``budget`` before they are inflated; with ``expected``,
+    its size must be that (a storage's declared elements × item size)."""
+    info = archive.getinfo(name)
+    if expected is not None and info.file_size != expected:
+        raise WeightsError(
+            f"{budget.source}: {name} holds {_size(info.file_size)} but its tensors declare {_size(expected)}"
+        )
+    _charge_member(info, budget)
+    with archive.open(info) as member:
+        # Inflates in steps bounded by the count asked for, stops at the declared size, checks the CRC there.
+        data = member.read(info.file_size)
+    if len(data) != info.file_size:
+        raise WeightsError(f"{budget.source}: {name} ends before its declared {_size(info.file_size)}")
+    return data
+
+
+def _torch_zip(path: Path, budget: _Budget) -> Any:
     """A torch >= 1.6 checkpoint: ``<prefix>/data.pkl`` and storages ``<prefix>/data/<key>``."""
-    reader = _TorchReader(source)
+    source = budget.source
+    reader = _TorchReader(budget)
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [name for name in archive.namelist() if name.rpartition("/")[2] == "data.pkl"]
@@ -381,28 +473,30 @@ def _torch_zip(path: Path, source: str) -> Any:
             names = set(archive.namelist())
             byteorder = "little"
             if f"{prefix}byteorder" in names:
-                byteorder = archive.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+                raw = _zip_member(archive, f"{prefix}byteorder", budget)
+                byteorder = raw.decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
-                raise WeightsError(f"{source}: unknown byte order {byteorder!r}")
-            obj = _unpickle(reader.unpickler(io.BytesIO(archive.read(f"{prefix}data.pkl"))))
+                raise WeightsError(f"{source}: unknown byte order {_short(byteorder)}")
+            obj = _unpickle(reader.unpickler(io.BytesIO(_zip_member(archive, f"{prefix}data.pkl", budget))))
 
             def read_block(storage: _Storage) -> np.ndarray:
                 name = f"{prefix}data/{storage.key}"
                 if name not in names:
                     raise WeightsError(f"{source}: storage {storage.key} is missing from the archive")
-                data = archive.read(name)
                 dtype = storage.type.stored_dtype(byteorder)
-                return np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
+                declared = reader.storages[storage.key].numel * dtype.itemsize
+                return np.frombuffer(_zip_member(archive, name, budget, expected=declared), dtype=dtype)
 
             return reader.materialize(obj, read_block)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
         raise WeightsError(f"{source}: unreadable zip archive ({exc})") from exc
 
 
-def _torch_legacy(path: Path, source: str) -> Any:
+def _torch_legacy(path: Path, budget: _Budget) -> Any:
     """A pre-1.6 checkpoint: magic, protocol and sys_info pickles, the object pickle, the list of
     storage keys, then each storage as an 8-byte element count and its raw elements."""
-    reader = _TorchReader(source)
+    source = budget.source
+    reader = _TorchReader(budget)
     header_allowed: dict[tuple[str, str], Any] = {}
     with open(path, "rb") as file:
         magic = _unpickle(_RestrictedUnpickler(file, source, header_allowed))
@@ -423,9 +517,13 @@ def _torch_legacy(path: Path, source: str) -> Any:
             if key not in reader.storages:
                 raise WeightsError(f"{source}: storage {key} is stored but no tensor uses it")
             numel = int.from_bytes(_read_exactly(file, 8, source), byteorder)
+            declared = reader.storages[key].numel
+            if numel != declared:
+                counts = f"holds {numel} elements but its tensors declare {declared}"
+                raise WeightsError(f"{source}: storage {key} {counts}")
             dtype = reader.storages[key].type.stored_dtype(byteorder)
-            data = _read_exactly(file, numel * dtype.itemsize, source)
-            blocks[key] = np.frombuffer(data, dtype=dtype)
+            budget.charge(numel * dtype.itemsize, f"storage {key}")
+            blocks[key] = np.frombuffer(_read_exactly(file, numel * dtype.itemsize, source), dtype=dtype)
 
     def read_block(storage: _Storage) -> np.ndarray:
         if storage.key not in blocks:
@@ -483,9 +581,9 @@ def read_torch_checkpoint(path: str | Path) -> dict[str, Any]:
     file = _existing(path)
     kind = _file_kind(file)
     if kind == "torch-zip":
-        result = _torch_zip(file, str(file))
+        result = _torch_zip(file, _Budget(file))
     elif kind == "torch-legacy":
-        result = _torch_legacy(file, str(file))
+        result = _torch_legacy(file, _Budget(file))
     else:
         raise WeightsError(f"{file}: not a PyTorch checkpoint (neither the zip nor the legacy format)")
     if not isinstance(result, dict):
@@ -495,11 +593,12 @@ def read_torch_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _read_pickle(path: Path) -> Any:
     """A pickle of numpy arrays in containers, as Paddle's ``.pdparams`` are."""
-    source = str(path)
+    budget = _Budget(path)
     with open(path, "rb") as file:
         # latin-1, as paddle.load uses, so Python 2 era pickles of arrays read too.
-        obj = _unpickle(_RestrictedUnpickler(file, source, _numpy_allowlist(source), encoding="latin1"))
-    return _TorchReader(source).materialize(obj, _no_storages)
+        allowed = _numpy_allowlist(budget)
+        obj = _unpickle(_RestrictedUnpickler(file, budget.source, allowed, encoding="latin1"))
+    return _TorchReader(budget).materialize(obj, _no_storages)
 
 
 def _no_storages(storage: _Storage) -> np.ndarray:
@@ -541,10 +640,16 @@ def read_weights(path: str | Path, key: str | None = None) -> dict[str, np.ndarr
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    budget = _Budget(path)
     try:
+        with zipfile.ZipFile(path) as archive:  # numpy inflates what the members declare: charge it first
+            for info in archive.infolist():
+                _charge_member(info, budget)
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except WeightsError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
         raise WeightsError(f"{path}: unreadable .npz ({exc})") from exc
     for name, value in arrays.items():
         _checked_leaf(value, f"{path}: entry {name!r}")
@@ -561,6 +666,8 @@ def load_state_dict(layer: paddle.nn.Layer, state: Mapping[str, np.ndarray], sou
     The names and shapes must match exactly; otherwise a ``WeightsError`` names ``source``, the
     first offending key and the expected and found shapes, and the layer is left unchanged.
     """
+    import paddle  # here, not at the top: reading weights needs numpy only
+
     expected = layer.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]

@@ -6,6 +6,9 @@ import io
 import os
 import pickle
 import re
+import struct
+import subprocess
+import sys
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -398,15 +401,165 @@ def test_truncated_legacy_checkpoint_is_refused(tmp_path: Path, reference_dir: P
         read_torch_checkpoint(path)
 
 
-def test_legacy_storage_claiming_more_elements_than_the_file_holds_is_refused(tmp_path: Path) -> None:
-    obj = {"t": tensor(Storage("0", np.ones(2)), 0, (2,), (1,))}
-    path = write_legacy_checkpoint(tmp_path / "huge.pt", obj)
+@pytest.mark.parametrize("count", [1, 2**60], ids=["fewer", "more than the file holds"])
+def test_legacy_storage_whose_element_count_differs_from_its_declaration_is_refused(
+    tmp_path: Path, count: int
+) -> None:
+    obj = {"t": tensor(Storage("0", np.ones(2)), 0, (1,), (1,))}
+    path = write_legacy_checkpoint(tmp_path / "odd.pt", obj)
     raw = path.read_bytes()
     count_at = len(raw) - 2 * 8 - 8  # the element count precedes the storage's two float64s
     assert raw[count_at : count_at + 8] == (2).to_bytes(8, "little")
-    path.write_bytes(raw[:count_at] + (2**60).to_bytes(8, "little") + raw[count_at + 8 :])
-    with pytest.raises(WeightsError, match=r"huge\.pt.*truncated"):
+    path.write_bytes(raw[:count_at] + count.to_bytes(8, "little") + raw[count_at + 8 :])
+    with pytest.raises(
+        WeightsError, match=rf"odd\.pt: storage 0 holds {count} elements but its tensors declare 2"
+    ):
         read_torch_checkpoint(path)
+
+
+# --- Files crafted to exhaust memory: refused before the memory is taken ---
+
+BOMB = 2**28  # bytes each crafted file below would expand to (256 MiB)
+PEAK_BOUND = 100 * 2**20  # what reading one may add to the peak memory of the process that reads it
+
+READ_AND_MEASURE = """
+import resource, sys
+from pulse_cli.weights import WeightsError, read_weights
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_weights(sys.argv[1])
+    outcome = "read without error"
+except WeightsError as error:
+    outcome = str(error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)  # Linux counts KiB
+print(outcome)
+"""
+
+
+def read_in_a_fresh_process(path: Path) -> tuple[int, str]:
+    """``read_weights(path)`` in a new interpreter: how far its peak memory rose, and the error."""
+    done = subprocess.run(
+        [sys.executable, "-c", READ_AND_MEASURE, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    growth, outcome = done.stdout.splitlines()[-2:]
+    return int(growth), outcome
+
+
+def assert_refused_in_bounded_memory(path: Path, *fragments: str) -> None:
+    growth, message = read_in_a_fresh_process(path)
+    assert message.startswith(f"{path}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert growth < PEAK_BOUND, f"peak memory rose by {growth / 2**20:.0f} MiB: {message}"
+
+
+def reused_storage_checkpoints() -> dict[str, dict]:
+    """Tensors whose strides or numbers make a few stored bytes into ``BOMB`` bytes of arrays."""
+    elements = BOMB // 4
+    side = int(elements**0.5)
+    shared = Storage("0", np.ones(elements // 1024, np.float32))
+    return {
+        "stride 0": {"w": tensor(Storage("0", np.ones(1, np.float32)), 0, (elements,), (0,))},
+        "overlapping strides": {
+            "w": tensor(Storage("0", np.ones(2 * side, np.float32)), 0, (side, side), (1, 1))
+        },
+        "many tensors over one storage": {
+            f"w{i}": tensor(shared, 0, (elements // 1024,), (1,)) for i in range(1024)
+        },
+    }
+
+
+@pytest.mark.parametrize("writer", [write_zip_checkpoint, write_legacy_checkpoint], ids=["zip", "legacy"])
+@pytest.mark.parametrize("case", list(reused_storage_checkpoints()))
+def test_tensors_reusing_storage_elements_beyond_the_files_size_are_refused_in_bounded_memory(
+    tmp_path: Path, writer: Any, case: str
+) -> None:
+    path = writer(tmp_path / "reused.pt", reused_storage_checkpoints()[case])
+    assert path.stat().st_size < 2**20
+    assert_refused_in_bounded_memory(path, "tensor 'w", "refused as a possible memory bomb")
+
+
+def zeros_member(archive: zipfile.ZipFile, name: str, size: int, head: bytes = b"") -> None:
+    """``head`` then zeros up to ``size`` bytes, deflated as they are written (never held whole)."""
+    with archive.open(name, "w") as member:
+        member.write(head)
+        chunk = bytes(2**20)
+        for start in range(len(head), size, len(chunk)):
+            member.write(chunk[: size - start])
+
+
+def declared_storage(elements: int) -> Storage:
+    """A float32 storage that declares ``elements`` elements without holding them."""
+    storage = Storage("0", np.zeros(1, np.float32))
+    storage.data = np.broadcast_to(storage.data, (elements,))
+    return storage
+
+
+def write_zip_bomb(path: Path, declared: int, inflated: int) -> Path:
+    """A zip checkpoint whose float32 storage declares ``declared`` elements and whose member
+    inflates to ``inflated`` bytes of zeros (about a thousandth of that on disk)."""
+    data, _ = dumps({"w": tensor(declared_storage(declared), 0, (declared,), (1,))})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", data)
+        archive.writestr("archive/byteorder", "little")
+        zeros_member(archive, "archive/data/0", inflated)
+    return path
+
+
+def declare_member_size(path: Path, name: str, size: int) -> None:
+    """Rewrite the uncompressed size the central directory gives ``name`` (the data stay as they are)."""
+    raw = bytearray(path.read_bytes())
+    at = next(
+        i for i in range(len(raw)) if raw.startswith(b"PK\x01\x02", i)
+        and raw[i + 46 : i + 46 + struct.unpack_from("<H", raw, i + 28)[0]] == name.encode()
+    )  # fmt: skip
+    struct.pack_into("<I", raw, at + 24, size)
+    path.write_bytes(bytes(raw))
+
+
+def test_zip_storage_inflating_beyond_its_declared_size_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = write_zip_bomb(tmp_path / "bomb.pt", declared=4, inflated=BOMB)
+    assert path.stat().st_size < 2**20
+    assert_refused_in_bounded_memory(path, "archive/data/0 holds 256.0 MiB but its tensors declare 16 bytes")
+
+
+def test_zip_storage_whose_directory_understates_its_size_is_refused_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    path = write_zip_bomb(tmp_path / "liar.pt", declared=4, inflated=BOMB)
+    declare_member_size(path, "archive/data/0", 16)  # the size checked, not the size inflated
+    assert_refused_in_bounded_memory(path, "Bad CRC-32 for file 'archive/data/0'")
+
+
+def test_zip_storage_declaring_far_more_than_the_file_holds_is_refused_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    path = write_zip_bomb(tmp_path / "honest.pt", declared=BOMB // 4, inflated=BOMB)
+    assert_refused_in_bounded_memory(path, "archive/data/0 needs 256.0 MiB", "memory bomb")
+
+
+def test_npz_member_inflating_far_beyond_the_file_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (BOMB // 4,)}
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        zeros_member(archive, "a.npy", len(header.getvalue()) + BOMB, head=header.getvalue())
+    assert_refused_in_bounded_memory(path, "a.npy needs 256.0 MiB", "memory bomb")
+
+
+def test_pickled_arrays_sharing_one_byte_string_are_refused_in_bounded_memory(tmp_path: Path) -> None:
+    frombuffer = np._core.numeric._frombuffer  # what numpy pickles arrays with (protocol 5)
+    raw = bytes(2**20)  # pickled once, then referenced from the memo by every array
+    arrays = {
+        f"a{i}": Reduce(frombuffer, (raw, np.dtype("<f4"), (2**18,), "C")) for i in range(BOMB // 2**20)
+    }
+    path = tmp_path / "shared.pdparams"
+    path.write_bytes(pickle.dumps(arrays, protocol=4))
+    assert path.stat().st_size < 2 * 2**20
+    assert_refused_in_bounded_memory(path, "an array of shape [262144] needs 1.0 MiB", "memory bomb")
 
 
 def test_files_that_are_not_weights_are_refused_naming_the_file(tmp_path: Path) -> None:
