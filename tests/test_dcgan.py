@@ -223,6 +223,51 @@ def test_subpixel_formulation_trains_under_to_static_with_onednn(fetched):
     np.testing.assert_allclose(latent.grad.numpy(), expected, atol=1e-5 * np.abs(expected).max())
 
 
+def conv_transpose(x: np.ndarray, weight: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """torch's ConvTranspose2d (no bias) as col2im: every input pixel times every kernel tap, each
+    product scattered to output pixel (stride·i + tap − padding), then the padding cropped."""
+    batch, _, height, width = x.shape
+    _, cout, kernel, _ = weight.shape
+    columns = np.einsum("nchw,cokl->noklhw", x, weight)  # [B, cout, k, k, H, W]
+    full = np.zeros((batch, cout, (height - 1) * stride + kernel, (width - 1) * stride + kernel))
+    for row in range(kernel):
+        for col in range(kernel):
+            rows, cols = slice(row, row + stride * height, stride), slice(col, col + stride * width, stride)
+            full[:, :, rows, cols] += columns[:, :, row, col]
+    return full[:, :, padding : full.shape[2] - padding, padding : full.shape[3] - padding]
+
+
+def numpy_dcgan(state: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """The DCGAN-tutorial netG in float64 numpy, from the torch state dict: 4 × (transposed conv,
+    BatchNorm2d in eval mode with its running statistics and torch's eps 1e-5, ReLU), then a
+    transposed conv and tanh."""
+    x = z.reshape(len(z), -1, 1, 1).astype(np.float64)
+    for index in (0, 3, 6, 9, 12):
+        stride, padding = (1, 0) if index == 0 else (2, 1)
+        x = conv_transpose(x, state[f"main.{index}.weight"].astype(np.float64), stride, padding)
+        if index == 12:
+            return np.tanh(x)
+        mean, var, gain, bias = (state[f"main.{index + 1}.{name}"].astype(np.float64)[:, None, None]
+                                 for name in ("running_mean", "running_var", "weight", "bias"))  # fmt: skip
+        x = np.maximum((x - mean) / np.sqrt(var + 1e-5) * gain + bias, 0.0)
+
+
+def test_matches_an_independent_numpy_forward_on_the_real_weights(fetched, tmp_path):
+    """Paddle (float32) against float64 numpy on the checkpoint in the pinned wheel. tanh's slope is
+    at most 1, so output errors are the last layer's: float32 sums of up to 8192 products carry
+    relative rounding ~1e-6, a little amplified by BatchNorm's gains (measured: 2.0e-6). 1e-4 leaves
+    50x room and is far below what a defect makes: BatchNorm's scale 0.1 % off gives 1.8e-2, eps
+    1e-3 instead of 1e-5 4.5e-2, an unflipped kernel 1.8."""
+    state = read_weights(extract_checkpoint(fetched.wheel, tmp_path), key=dcgan.CHECKPOINT_KEY)
+    z = latents(4, seed=3)
+    expected = numpy_dcgan(state, z.numpy())
+    with paddle.no_grad():
+        images = fetched.generator.synthesis(z, []).numpy()
+    assert images.shape == expected.shape == (4, 3, 64, 64)
+    assert np.abs(expected).max() > 0.5  # faces, not a flat field the comparison could not tell apart
+    assert np.abs(images - expected).max() < 1e-4
+
+
 def test_matches_the_torch_dcgan_tutorial_generator(fetched, tmp_path):
     torch = pytest.importorskip("torch")
     nn = torch.nn
