@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
+
+from pulse_cli.cli.console import USAGE_ERROR, error_line
+from pulse_cli.runtimes import missing_runtimes_message
+
+# Before the commands import Paddle: a missing runtime is one line, not an ImportError traceback.
+if (missing := missing_runtimes_message()) is not None:
+    error_line(missing)
+    sys.exit(USAGE_ERROR)
 
 # Paddle warns on import that it cannot find ccache (for compiling C++ extensions, unused here).
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
