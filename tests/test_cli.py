@@ -181,6 +181,37 @@ def test_stylegan_ffhq_without_weights_says_which_files_and_where(tmp_path, monk
     )
 
 
+@pytest.mark.parametrize("given", ["absent", "empty", "other files", "synthesis alone"])
+def test_stylegan_ffhq_weights_path_without_weights_names_the_path_and_what_it_holds(
+    tmp_path, monkeypatch, given
+):
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(tmp_path / "cache"))
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    weights = tmp_path / "weights"
+    if given != "absent":
+        weights.mkdir()
+    if given == "other files":
+        for name in ("notes.txt", "model.ckpt"):
+            (weights / name).touch()
+    if given == "synthesis alone":
+        weights = weights / "my_synthesis.pt"
+        weights.touch()
+    args = ["upsample", inputs, "-o", tmp_path / "out", "--model", "stylegan-ffhq", "--weights", weights]
+    result = invoke(*args)
+    assert result.exit_code == 2
+    expected = {
+        "absent": [f"{weights}: no such file or folder"],
+        "empty": [f"in {weights} (it is empty)"],
+        "other files": [f"in {weights} (it holds model.ckpt, notes.txt)"],
+        "synthesis alone": [
+            f"found {weights} but no gaussian fit",
+            f"{tmp_path / 'cache' / 'stylegan-ffhq'} (it does not exist) or {weights.parent} "
+            "(it holds my_synthesis.pt)",
+        ],
+    }[given]
+    assert_one_line_error(result, *expected)
+
+
 @pytest.mark.skipif(paddle.is_compiled_with_cuda(), reason="this Paddle has CUDA")
 def test_gpu_device_without_cuda_is_a_clear_error(tmp_path):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})

@@ -92,6 +92,15 @@ def _find(folders: tuple[Path, ...], names: tuple[str, ...]) -> Path | None:
     return next((f / name for f in folders for name in names if (f / name).is_file()), None)
 
 
+def _holds(folder: Path, shown: int = 5) -> str:
+    """What a searched folder holds, for a message: its first few names, or that it is empty or absent."""
+    if not folder.is_dir():
+        return "it does not exist"
+    names = sorted(path.name for path in folder.iterdir())
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"it holds {', '.join(names[:shown])}{more}" if names else "it is empty"
+
+
 @dataclass(frozen=True)
 class StyleGANFFHQ:
     """PULSE's StyleGAN trained on FFHQ at 1024²: the user brings the files."""
@@ -125,21 +134,25 @@ class StyleGANFFHQ:
 
     def load(self, weights: Path | None = None, gaussian_fit: Path | None = None) -> Generator:
         """The FFHQ generator from ``weights`` (a synthesis file or a folder) or the cache folder."""
+        if weights is not None and not Path(weights).exists():
+            raise WeightsMissingError(f"{weights}: no such file or folder (given as {self.name}'s weights)")
         folder = Path(weights) if weights is not None and Path(weights).is_dir() else self.weights_dir()
         synthesis = Path(weights) if weights is not None and Path(weights).is_file() else None
         synthesis = synthesis or _find((folder,), SYNTHESIS_NAMES)
         if synthesis is None:
             raise WeightsMissingError(
                 f"{self.name} needs its weights: put {' or '.join(SYNTHESIS_NAMES)} and "
-                f"{' or '.join(FIT_NAMES + MAPPING_NAMES)} in {folder}, or pass --weights FILE_OR_DIR"
+                f"{' or '.join(FIT_NAMES + MAPPING_NAMES)} in {folder} ({_holds(folder)}), "
+                "or pass --weights FILE_OR_DIR"
             )
-        folders = (folder, synthesis.parent)
+        folders = tuple(dict.fromkeys((folder, synthesis.parent)))
         fit = gaussian_fit or _find(folders, FIT_NAMES)
         mapping = None if fit else _find(folders, MAPPING_NAMES)
         if fit is None and mapping is None:
+            searched = " or ".join(f"{f} ({_holds(f)})" for f in folders)
             raise WeightsMissingError(
                 f"{self.name}: found {synthesis} but no gaussian fit ({', '.join(FIT_NAMES)}) or mapping "
-                f"network ({', '.join(MAPPING_NAMES)}) in {folder}; pass --gaussian-fit FILE"
+                f"network ({', '.join(MAPPING_NAMES)}) in {searched}; pass --gaussian-fit FILE"
             )
         return StyleGAN.from_files(synthesis, gaussian_fit=fit, mapping=mapping, name=self.name)
 
