@@ -1,6 +1,6 @@
-"""What every ``pulse`` command shares: where it prints, how it fails (one line, exit codes),
-which device Paddle uses, how a model is loaded, how an upsampling job runs with its progress bar,
-and the line saying which runtime did what."""
+"""What every ``pulse`` command shares beyond printing and exit codes (``console``): which
+device Paddle uses, how a model is loaded, how an upsampling job runs with its progress bar, and
+the line saying which runtime did what."""
 
 from __future__ import annotations
 
@@ -8,37 +8,18 @@ import json
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pulse_cli.backends import backend_names
-from pulse_cli.errors import first_line
+from pulse_cli.cli.console import INTERRUPTED, err, error_line, fail, out
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.registry import ModelError, load_generator
 from pulse_cli.search import StepReport
 from pulse_cli.upsample import ImageRecord, Listener, UpsampleError, UpsampleReport
-
-USAGE_ERROR = 2  # bad arguments, missing model files: nothing was attempted
-INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
-
-# File names are printed as they are: no syntax highlighting, no :emoji: codes, no wrapping.
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
-
-def error_line(message: str) -> None:
-    """Print one error line on stderr (markup in ``message`` is shown literally)."""
-    err.print(f"[bold red]error:[/] {escape(first_line(message))}")
-
-
-def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
-    """Print ``message`` as one error line and exit with ``code``."""
-    error_line(message)
-    raise typer.Exit(code)
 
 
 def use_device(device: str | None) -> None:
