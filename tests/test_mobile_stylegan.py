@@ -9,7 +9,11 @@ import numpy as np
 import paddle
 import pytest
 
+from pulse_cli.backends import CompiledSynthesis
+from pulse_cli.export.bundle import export_model
 from pulse_cli.graphs.mobile_stylegan import MobileSynthesis, inverse_haar, shared_style_rows
+from pulse_cli.models import mobile_stylegan
+from pulse_cli.models.generator import Generator
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.models.openvino_ir import read_ir
 from pulse_cli.weights import WeightsError
@@ -126,3 +130,59 @@ def test_synthesis_with_the_published_noise_matches_openvino(networks, reference
         image = synthesis(latent, synthesis.default_noise(1)).numpy()
     assert image.shape == (1, 3, 1024, 1024)
     assert np.abs(image - io["img"]).max() <= 5e-4
+
+
+def small_generator() -> Generator:
+    paddle.seed(2)
+    synthesis = MobileSynthesis(SMALL)
+    synthesis.eval()
+    return Generator(
+        synthesis,
+        name="mobile-stylegan-small-random",
+        resolution=synthesis.resolution,
+        num_layers=synthesis.num_layers,
+        latent_dim=512,
+        noise_resolutions=synthesis.noise_resolutions,
+    )
+
+
+def test_compiled_synthesis_trains_with_the_dygraph_gradients():
+    synthesis = small_generator().synthesis
+    latent_np = np.random.default_rng(3).standard_normal((2, synthesis.num_layers, 512)).astype(np.float32)
+
+    def gradient(run) -> np.ndarray:
+        latent = paddle.to_tensor(latent_np, stop_gradient=False)
+        image = run(latent, synthesis.default_noise(2))
+        (image * image).mean().backward()
+        return latent.grad.numpy()
+
+    compiled = CompiledSynthesis(synthesis)  # oneDNN forward where available; its backward is refused
+    expected = gradient(synthesis)
+    for _ in range(2):  # the first call traces, the second runs the built program
+        got = gradient(compiled)
+    assert not compiled.onednn_backward
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_small_network_exports_with_every_parity_check_passing(tmp_path):
+    result = export_model(small_generator(), tmp_path / "msg", resolution_lr=8)
+    assert result.checks and all(check.passed for check in result.checks)
+
+
+def test_gaussian_fit_is_computed_once_and_then_read_from_the_cache(
+    networks, mobile_stylegan_cache_dir, monkeypatch
+):
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(mobile_stylegan_cache_dir))
+    first = MOBILE_STYLEGAN_FFHQ.gaussian_fit(samples=2000)
+    monkeypatch.setattr(mobile_stylegan, "_fit_mapping", lambda path: pytest.fail("fit recomputed"))
+    again = MOBILE_STYLEGAN_FFHQ.gaussian_fit(samples=2000)
+    np.testing.assert_array_equal(first.mean.numpy(), again.mean.numpy())
+    # PULSE's map back, w = √2·leaky_relu(latent·std + mean, 0.2), gives mapping-like w for latent ~ N(0, I)
+    latent = paddle.to_tensor(np.random.default_rng(4).standard_normal((2000, 512)).astype(np.float32))
+    mapped = np.sqrt(2) * paddle.nn.functional.leaky_relu(latent * first.std + first.mean, 0.2).numpy()
+    with paddle.no_grad():
+        z = paddle.to_tensor(np.random.default_rng(5).standard_normal((2000, 512)).astype(np.float32))
+        w = networks[0](z).numpy()
+    np.testing.assert_allclose(mapped.mean(axis=0), w.mean(axis=0), atol=0.15)
+    np.testing.assert_allclose(mapped.std(axis=0), w.std(axis=0), rtol=0.3)
+    np.testing.assert_allclose(mapped.std(axis=0).mean(), w.std(axis=0).mean(), rtol=0.05)
