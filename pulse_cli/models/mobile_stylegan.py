@@ -19,7 +19,6 @@ import paddle
 
 from pulse_cli.graphs.mobile_stylegan import (
     CHANNELS,
-    HAAR_BANDS,
     MAPPING_LAYERS,
     MobileMapping,
     MobileSynthesis,
@@ -129,10 +128,10 @@ def _modulations(reader: _Reader) -> list[tuple[IRLayer, dict[str, np.ndarray], 
         add = reader.only_reader(matmul, "Add")
         node = reader.only_reader(add, "Reshape")
         scale = 1.0
-        (reader_,) = graph.consumers(node.id)
-        if reader_.type == "Multiply" and graph.producer(reader_, 1).type == "Const":
-            scale = float(reader.constant(reader_, 1).ravel()[0])
-            node = reader_
+        (scaling,) = [r for r in graph.consumers(node.id) if r.type != "ShapeOf"] or [node]
+        if scaling.type == "Multiply" and graph.producer(scaling, 1).type == "Const":
+            scale = float(reader.constant(scaling, 1).ravel()[0])
+            node = scaling
         data = reader.only_reader(node, "Multiply")
         params = {"weight": reader.constant(matmul, 1), "bias": reader.constant(add, 1).reshape(-1)}
         found.append((data, params, scale))
@@ -149,9 +148,9 @@ def _epilogue(reader: _Reader, conv: IRLayer, prefix: str, state: dict[str, np.n
     reader.scalar(reader.only_reader(bias, "PReLU"), 1, LRELU_SLOPE, "leaky ReLU slope")
 
 
-def _check_haar(reader: _Reader, transposed: list[IRLayer]) -> None:
-    if len(transposed) != len(HAAR_KERNELS) * (len(CHANNELS)):
-        raise reader.fail(f"expected {len(HAAR_KERNELS) * len(CHANNELS)} Haar steps, found {len(transposed)}")
+def _check_haar(reader: _Reader, transposed: list[IRLayer], transforms: int) -> None:
+    if len(transposed) != len(HAAR_KERNELS) * transforms:
+        raise reader.fail(f"expected {len(HAAR_KERNELS) * transforms} Haar steps, found {len(transposed)}")
     for i, layer in enumerate(transposed):
         strides, taps = HAAR_KERNELS[i % len(HAAR_KERNELS)]
         kernel = reader.constant(layer, 1)
@@ -217,17 +216,19 @@ def synthesis_state(graph: IRGraph, channels: tuple[int, ...] = CHANNELS) -> dic
         _epilogue(reader, pw, name, state)
     state["to_img.weight"] = reader.constant(full[-1], 1)
     state["to_img.bias"] = reader.constant(reader.only_reader(full[-1], "Add"), 1)
-    _check_haar(reader, graph.of_type("GroupConvolutionBackpropData"))
-    if any(c % HAAR_BANDS for c in channels):
-        raise ValueError(f"channels must be multiples of 4, got {channels}")
+    _check_haar(reader, graph.of_type("GroupConvolutionBackpropData"), len(channels))
     reader.check_all_used()
     return state
 
 
 def state_from_ir(folder: Path) -> dict[str, np.ndarray]:
-    """The whole model's state dict (``mapping.*``, ``synthesis.*``) from the four IR files in ``folder``."""
-    mapping = mapping_state(read_ir(folder / "MappingNetwork.xml"))
-    synthesis = synthesis_state(read_ir(folder / "SynthesisNetwork.xml"))
+    """The whole model's state dict (``mapping.*``, ``synthesis.*``) from the four IR files in
+    ``folder``; a ``WeightsError`` when the graphs are not MobileStyleGAN's."""
+    try:
+        mapping = mapping_state(read_ir(folder / "MappingNetwork.xml"))
+        synthesis = synthesis_state(read_ir(folder / "SynthesisNetwork.xml"))
+    except (IndexError, KeyError, ValueError) as exc:  # a graph of another shape than expected
+        raise WeightsError(f"{folder}: not MobileStyleGAN's IR ({type(exc).__name__}: {exc})") from exc
     return {f"mapping.{k}": v for k, v in mapping.items()} | {
         f"synthesis.{k}": v for k, v in synthesis.items()
     }
