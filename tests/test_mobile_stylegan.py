@@ -9,11 +9,11 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli.backends import CompiledSynthesis
+from pulse_cli.backends.compiled import CompiledSynthesis
 from pulse_cli.export.bundle import export_model
+from pulse_cli.graphs.generator import Generator
 from pulse_cli.graphs.mobile_stylegan import MobileSynthesis, inverse_haar, shared_style_rows
 from pulse_cli.models import mobile_stylegan
-from pulse_cli.models.generator import Generator
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.models.openvino_ir import read_ir
 from pulse_cli.weights import WeightsError
@@ -156,11 +156,11 @@ def test_compiled_synthesis_trains_with_the_dygraph_gradients():
         (image * image).mean().backward()
         return latent.grad.numpy()
 
-    compiled = CompiledSynthesis(synthesis)  # oneDNN forward where available; its backward is refused
+    backward = MOBILE_STYLEGAN_FFHQ.capabilities.onednn_backward
+    compiled = CompiledSynthesis(synthesis, onednn_backward=backward)  # oneDNN forward where available
     expected = gradient(synthesis)
     for _ in range(2):  # the first call traces, the second runs the built program
         got = gradient(compiled)
-    assert not compiled.onednn_backward
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
 
 

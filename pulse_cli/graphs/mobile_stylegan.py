@@ -162,9 +162,6 @@ class MobileSynthesis(nn.Layer):
     published noise maps (the ``noise`` buffers of the convs), tiled to the batch.
     """
 
-    # Not established for this network (leaky ReLU's oneDNN backward): see CompiledSynthesis.
-    onednn_backward = False
-
     def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
         super().__init__()
         if len(channels) < 2 or any(c % HAAR_BANDS for c in channels):

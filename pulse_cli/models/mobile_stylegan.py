@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
+from pulse_cli.graphs.generator import Capabilities, GaussianFit
 from pulse_cli.graphs.mobile_stylegan import (
     CHANNELS,
     MAPPING_LAYERS,
@@ -25,7 +26,6 @@ from pulse_cli.graphs.mobile_stylegan import (
 )
 from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.gaussian_fit import cached_gaussian_fit
-from pulse_cli.models.generator import GaussianFit
 from pulse_cli.models.openvino_ir import IRGraph, IRLayer, read_ir
 from pulse_cli.models.wheel import PinnedWheel
 from pulse_cli.weights import WeightsError, load_state_dict, read_weights
@@ -44,6 +44,7 @@ IR_FILES = {  # the wheel's RECORD agrees
     f"{DATA}SynthesisNetwork.bin": "c7da15fa22d508c82e1c30dd6b4cdf67fe3ccdddaf85b310ee764dbf0c289645",
 }
 LRELU_SLOPE = 0.2
+MAPPING_GAIN = math.sqrt(2)  # the mapping ends in √2·leaky_relu(·, 0.2)
 HAAR_TAP = 1 / math.sqrt(2)
 HAAR_KERNELS = (  # the six transposed convs of one inverse Haar transform, in graph order
     ("2, 1", (1, 1)), ("2, 1", (1, -1)), ("1, 2", (1, 1)),
@@ -115,7 +116,7 @@ def mapping_state(graph: IRGraph) -> dict[str, np.ndarray]:
         state[f"dense{k}.bias"] = reader.constant(bias_reshape, 0).reshape(-1)
         prelu = reader.only_reader(add, "PReLU")
         reader.scalar(prelu, 1, LRELU_SLOPE, "leaky ReLU slope")
-        reader.scalar(reader.only_reader(prelu, "Multiply"), 1, math.sqrt(2), "activation gain")
+        reader.scalar(reader.only_reader(prelu, "Multiply"), 1, MAPPING_GAIN, "activation gain")
     reader.check_all_used()
     return state
 
@@ -257,8 +258,10 @@ class MobileStyleGANFFHQ:
     )
     source: str = (
         f"PyPI {WHEEL.requirement} (Apache-2.0 code; weights derive from NVIDIA's FFHQ StyleGAN2): "
-        + (f"{WHEEL.filename} sha256 {WHEEL.sha256}")
+        f"{WHEEL.filename} sha256 {WHEEL.sha256}"
     )
+    # oneDNN's backward aborts on this network under to_static, or gives wrong gradients (DEVELOPERS.md)
+    capabilities: Capabilities = Capabilities(onednn_backward=False)
 
     def cached_weights(self) -> Path:
         """Where the converted weights are cached; their hash is recorded in a ``.sha256`` beside them."""
@@ -282,28 +285,17 @@ class MobileStyleGANFFHQ:
         return mapping, synthesis
 
     def gaussian_fit(self, weights: Path | None = None, samples: int = 1_000_000) -> GaussianFit:
-        """PULSE's fit for this mapping (on ``leaky_relu(w/√2, 5)``), computed once and cached by
-        the weights' hash; see ``pulse_cli.models.gaussian_fit.cached_gaussian_fit``."""
+        """PULSE's fit for this mapping (on ``leaky_relu(w/√2, 5)``, for ``GaussianLatentMap`` with
+        gain √2), computed once and cached by the weights' hash (``cached_gaussian_fit``)."""
         path = self.pull(weights) if weights is None or Path(weights).suffix == ".whl" else Path(weights)
-        return cached_gaussian_fit(path, samples=samples, load_mapping=_fit_mapping)
-
-
-class _UnitGainMapping(paddle.nn.Layer):
-    """The mapping with its final √2 gain removed: PULSE's fit inverts leaky ReLU 0.2 on w/√2."""
-
-    def __init__(self, mapping: MobileMapping) -> None:
-        super().__init__()
-        self.mapping = mapping
-
-    def forward(self, z: paddle.Tensor) -> paddle.Tensor:
-        return self.mapping(z) / math.sqrt(2)
+        return cached_gaussian_fit(path, samples=samples, load_mapping=_fit_mapping, gain=MAPPING_GAIN)
 
 
 def _fit_mapping(path: Path) -> paddle.nn.Layer:
     mapping = MobileMapping()
     load_state_dict(mapping, split_state(read_weights(path), "mapping"), path)
     mapping.eval()
-    return _UnitGainMapping(mapping)
+    return mapping
 
 
 MOBILE_STYLEGAN_FFHQ = MobileStyleGANFFHQ()
