@@ -125,3 +125,40 @@ def mobile_stylegan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 
     return _pulled_cache(tmp_path_factory, MOBILE_STYLEGAN_FFHQ)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pinned ``mtcnn`` wheel, fetched through pip once per session (never installed)."""
+    from pulse_cli.faces.weights import fetch_wheel
+
+    return fetch_wheel(tmp_path_factory.mktemp("mtcnn-wheel"))
+
+
+@pytest.fixture(scope="session")
+def mtcnn_cache_dir(tmp_path_factory: pytest.TempPathFactory, mtcnn_wheel: Path) -> Path:
+    """A cache folder holding MTCNN's converted weights."""
+    from pulse_cli.faces.weights import pull
+
+    folder = tmp_path_factory.mktemp("pulse-cache-mtcnn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(folder))
+        pull(mtcnn_wheel)
+    return folder
+
+
+@pytest.fixture
+def mtcnn_cache(mtcnn_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``PULSE_CACHE_DIR`` pointed at the session's cache with MTCNN's weights."""
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(mtcnn_cache_dir))
+    return mtcnn_cache_dir
+
+
+@pytest.fixture(scope="session")
+def detector(mtcnn_cache_dir: Path):
+    """MTCNN with the pinned weights, loaded once per session."""
+    from pulse_cli.faces.detect import Detector
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PULSE_CACHE_DIR", str(mtcnn_cache_dir))
+        return Detector()
