@@ -17,7 +17,7 @@ if (missing := missing_runtimes_message()) is not None:
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 # Each command module registers its commands on ``app`` when imported.
-from pulse_cli.cli import bench, demo, export, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
+from pulse_cli.cli import bench, demo, export, faces, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
 from pulse_cli.cli.app import app  # noqa: E402
 
 

@@ -1,0 +1,64 @@
+"""``pulse faces``: find and align the faces of photos, for checking before a long search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from pulse_cli.cli.app import app
+from pulse_cli.cli.console import error_line, fail, out
+from pulse_cli.cli.niqe import image_files
+from pulse_cli.faces.detect import MIN_FACE, Detector
+from pulse_cli.faces.extract import extract_photo
+from pulse_cli.images import InputImageError
+from pulse_cli.models.dcgan import ModelFetchError
+from pulse_cli.weights import WeightsError
+
+
+@app.command("faces")
+def faces_command(
+    paths: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for faces/ and annotated/.")],
+    input_size: Annotated[
+        int, typer.Option(min=8, max=64, help="Side of the aligned crops: the model's input size.")
+    ] = 16,
+    min_face: Annotated[
+        int, typer.Option(min=12, help="Smallest face side looked for, in pixels.")
+    ] = MIN_FACE,
+    detector_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="The mtcnn-1.0.0 wheel (fetched by hand) or converted MTCNN weights; default: cache."
+        ),
+    ] = None,
+) -> None:
+    """Find the faces in photos (MTCNN), align each as FFHQ was aligned and write the crops, one JSON per
+    face and an annotated copy of each photo. Exits 1 if any photo failed or had no face.
+
+    Example: pulse faces photo.jpg -o out/
+    """
+    try:
+        detector = Detector(detector_weights, min_face=min_face)
+    except (ModelFetchError, WeightsError, OSError) as exc:
+        fail(str(exc))
+    failed = found = 0
+    for path, reason in image_files(paths):
+        if reason is not None:
+            error_line(f"{path}: {reason}")
+            failed += 1
+            continue
+        try:
+            faces = extract_photo(path, output, detector, input_size)
+        except InputImageError as exc:
+            error_line(str(exc))
+            failed += 1
+            continue
+        found += len(faces)
+        names = ", ".join(f"{item.name} ({item.face.score:.3f})" for item in faces)
+        out.print(escape(f"{path}: {len(faces)} face(s): {names}"))
+    out.print(escape(f"{found} face(s) written to {output / 'faces'}; {failed} photo(s) failed"))
+    if failed:
+        raise typer.Exit(1)
