@@ -16,7 +16,7 @@ import scipy.ndimage
 from PIL import Image
 
 from pulse_cli.faces.align import align, ffhq_quad
-from pulse_cli.faces.detect import KEYPOINTS
+from pulse_cli.faces.detect import KEYPOINTS, Detector
 from pulse_cli.faces.joblib_pickle import read_joblib_arrays
 from pulse_cli.faces.lz4_frame import MAGIC, LZ4FrameError, decompress_frame
 from pulse_cli.faces.networks import RNet
@@ -208,3 +208,11 @@ def test_default_scale_gives_each_face_its_size_up_to_the_cap(detector, referenc
     assert default_scale((512, 512), [(4096, aligned)]) == MAX_SIDE / 512  # 24x would make 12288 px
     upsampled = np.repeat(np.repeat(aligned.image, 16, axis=1), 16, axis=2)
     assert paste(photo, [(upsampled, aligned)]).shape[1:] == (round(512 * small), round(512 * small))
+
+
+def test_onnxruntime_graphs_find_what_the_paddle_layers_find(detector, mtcnn_cache, reference_dir):
+    photo = read_image(reference_dir / "images" / "grace_hopper_512x600.jpg")
+    (on_paddle,) = Detector(runtime="paddle")(photo)
+    (on_onnx,) = detector(photo)
+    np.testing.assert_allclose(on_onnx.box, on_paddle.box, atol=1e-3)
+    np.testing.assert_allclose(on_onnx.keypoints, on_paddle.keypoints, atol=1e-3)

@@ -4,14 +4,15 @@ The weights are those of the ``mtcnn`` 1.0.0 package; the cascade is the classic
 al.'s code as ported by facenet and by ``mtcnn`` before 1.0), whose detections the reference
 fixtures hold: an image pyramid from a smallest face of 20 px down by 0.709 (level sides rounded
 up), P-net windows above 0.6 merged by NMS per level (IoU 0.5) and across levels (0.7), R-net above
-0.7 (NMS 0.7), O-net above 0.7 (NMS 0.7 over the smaller box). The networks run in Paddle; the rest
-is numpy, with Pillow for resizing.
+0.7 (NMS 0.7), O-net above 0.7 (NMS 0.7 over the smaller box). The networks run in onnxruntime (graphs
+built from the Paddle layers' weights; three times faster on CPU) or in Paddle; the rest is numpy,
+with Pillow for resizing.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ import numpy as np
 import paddle
 
 from pulse_cli.faces import boxes as B
+from pulse_cli.faces.onnx_graphs import network_graph
 from pulse_cli.faces.sampling import crop_patches, resize
 from pulse_cli.faces.weights import load_networks
+
+RUNTIMES = ("onnxruntime", "paddle")
 
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left: the photo's left
 MIN_FACE = 20
@@ -68,9 +72,34 @@ def pyramid_scales(width: int, height: int, min_face: int, factor: float) -> lis
     return scales
 
 
-def _tensor(patches: np.ndarray) -> paddle.Tensor:
-    """[N, H, W, C] patches as Paddle's [N, C, H, W]."""
-    return paddle.to_tensor(np.ascontiguousarray(patches.transpose(0, 3, 1, 2)))
+Network = Callable[[np.ndarray], list[np.ndarray]]  # [N, H, W, C] input -> the layer's outputs
+
+
+def _paddle_network(layer: paddle.nn.Layer) -> Network:
+    def run(patches: np.ndarray) -> list[np.ndarray]:
+        with paddle.no_grad():
+            outputs = layer(paddle.to_tensor(np.ascontiguousarray(patches.transpose(0, 3, 1, 2))))
+        return [tensor.numpy() for tensor in outputs]
+
+    return run
+
+
+def _onnx_network(name: str, layer: paddle.nn.Layer) -> Network:
+    import onnxruntime
+
+    state = {key: value.numpy() for key, value in layer.state_dict().items()}
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(
+        network_graph(name, state).SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+    def run(patches: np.ndarray) -> list[np.ndarray]:
+        image = np.ascontiguousarray(patches.transpose(0, 3, 1, 2), np.float32)
+        *outputs, probability = session.run(None, {"image": image})
+        return [*outputs, probability[:, 1]]  # the face class, as the Paddle layers return it
+
+    return run
 
 
 class Detector:
@@ -78,6 +107,7 @@ class Detector:
 
     ``weights``: None for the cache (filled from PyPI on first use), the pinned ``mtcnn`` wheel, or
     a converted ``.pdparams``. ``min_face``: the smallest face side looked for, in pixels.
+    ``runtime``: ``onnxruntime`` (CPU) or ``paddle`` (Paddle's current device).
     """
 
     def __init__(
@@ -87,12 +117,21 @@ class Detector:
         min_face: int = MIN_FACE,
         scale_factor: float = SCALE_FACTOR,
         thresholds: Sequence[float] = THRESHOLDS,
+        runtime: str = "onnxruntime",
     ) -> None:
         if min_face < PYRAMID_MIN:
             raise ValueError(f"min_face {min_face} is below {PYRAMID_MIN} px, the smallest window MTCNN sees")
         if not 0 < scale_factor < 1:
             raise ValueError(f"scale_factor {scale_factor} must be between 0 and 1")
-        self.pnet, self.rnet, self.onet = load_networks(None if weights is None else Path(weights))
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+        layers = load_networks(None if weights is None else Path(weights))
+        if runtime == "paddle":
+            self.pnet, self.rnet, self.onet = (_paddle_network(layer) for layer in layers)
+        else:
+            self.pnet, self.rnet, self.onet = (
+                _onnx_network(n, layer) for n, layer in zip(("pnet", "rnet", "onet"), layers)
+            )
         self.min_face, self.scale_factor = min_face, scale_factor
         self.thresholds = tuple(float(t) for t in thresholds)
 
@@ -101,13 +140,12 @@ class Detector:
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected an RGB image [3, H, W], got shape {list(image.shape)}")
         pixels = np.asarray(image, np.float32).transpose(1, 2, 0) * 255.0
-        with paddle.no_grad():
-            candidates = self._propose(pixels)
-            if len(candidates):
-                candidates = self._refine(pixels, candidates)
-            if not len(candidates):
-                return []
-            found, landmarks = self._output(pixels, candidates)
+        candidates = self._propose(pixels)
+        if len(candidates):
+            candidates = self._refine(pixels, candidates)
+        if not len(candidates):
+            return []
+        found, landmarks = self._output(pixels, candidates)
         return [
             Face(box=(x1, y1, x2 - x1, y2 - y1), score=float(score), keypoints=points)
             for (x1, y1, x2, y2, score), points in zip(found[:, :5].tolist(), landmarks)
@@ -119,8 +157,8 @@ class Detector:
         levels = [np.empty((0, 9))]
         for scale in pyramid_scales(width, height, self.min_face, self.scale_factor):
             level = resize(pixels, int(np.ceil(width * scale)), int(np.ceil(height * scale)))
-            offsets, probability = self.pnet(_tensor(_normalised(level)[None]))
-            found = B.proposals(offsets.numpy()[0], probability.numpy()[0], scale, self.thresholds[0])
+            offsets, probability = self.pnet(_normalised(level)[None])
+            found = B.proposals(offsets[0], probability[0], scale, self.thresholds[0])
             levels.append(found[B.suppress(found, 0.5)])
         candidates = np.concatenate(levels)
         candidates = candidates[B.suppress(candidates, 0.7)]
@@ -153,7 +191,7 @@ class Detector:
         outputs: list[list[np.ndarray]] = []
         for start in range(0, len(candidates), BATCH):
             patches = _normalised(crop_patches(pixels, candidates[start : start + BATCH], size))
-            outputs.append([tensor.numpy() for tensor in network(_tensor(patches))])
+            outputs.append(network(patches))
         return [np.concatenate(parts).astype(np.float64) for parts in zip(*outputs)]
 
 
