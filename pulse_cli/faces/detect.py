@@ -22,7 +22,7 @@ import paddle
 
 from pulse_cli.faces import boxes as B
 from pulse_cli.faces.onnx_graphs import network_graph
-from pulse_cli.faces.sampling import crop_patches, resize
+from pulse_cli.faces.sampling import Sampler
 from pulse_cli.faces.weights import load_networks
 
 RUNTIMES = ("onnxruntime", "paddle")
@@ -140,23 +140,24 @@ class Detector:
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected an RGB image [3, H, W], got shape {list(image.shape)}")
         pixels = np.asarray(image, np.float32).transpose(1, 2, 0) * 255.0
-        candidates = self._propose(pixels)
+        photo = Sampler(pixels)
+        candidates = self._propose(photo)
         if len(candidates):
-            candidates = self._refine(pixels, candidates)
+            candidates = self._refine(photo, candidates)
         if not len(candidates):
             return []
-        found, landmarks = self._output(pixels, candidates)
+        found, landmarks = self._output(photo, candidates)
         return [
             Face(box=(x1, y1, x2 - x1, y2 - y1), score=float(score), keypoints=points)
             for (x1, y1, x2, y2, score), points in zip(found[:, :5].tolist(), landmarks)
         ]
 
-    def _propose(self, pixels: np.ndarray) -> np.ndarray:
+    def _propose(self, photo: Sampler) -> np.ndarray:
         """P-net over the pyramid: square whole-pixel candidate boxes [N, 5]."""
-        height, width = pixels.shape[:2]
+        height, width = photo.height, photo.width
         levels = [np.empty((0, 9))]
         for scale in pyramid_scales(width, height, self.min_face, self.scale_factor):
-            level = resize(pixels, int(np.ceil(width * scale)), int(np.ceil(height * scale)))
+            level = photo.level(int(np.ceil(width * scale)), int(np.ceil(height * scale)))
             offsets, probability = self.pnet(_normalised(level)[None])
             found = B.proposals(offsets[0], probability[0], scale, self.thresholds[0])
             levels.append(found[B.suppress(found, 0.5)])
@@ -165,17 +166,17 @@ class Detector:
         moved = B.apply_offsets(candidates[:, :5], candidates[:, 5:9], plus_one=False)
         return _whole(B.square(moved))
 
-    def _refine(self, pixels: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def _refine(self, photo: Sampler, candidates: np.ndarray) -> np.ndarray:
         """R-net on 24×24 patches: the surviving boxes, moved and squared [N, 5]."""
-        offsets, scores = self._run(self.rnet, pixels, candidates, 24)
+        offsets, scores = self._run(self.rnet, photo, candidates, 24)
         keep = scores > self.thresholds[1]
         candidates = np.concatenate([candidates[keep, :4], scores[keep, None]], axis=1)
         order = B.suppress(candidates, 0.7)
         return _whole(B.square(B.apply_offsets(candidates[order], offsets[keep][order])))
 
-    def _output(self, pixels: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, photo: Sampler, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """O-net on 48×48 patches: final boxes [N, 5] and landmarks [N, 5, 2]."""
-        offsets, landmarks, scores = self._run(self.onet, pixels, candidates, 48)
+        offsets, landmarks, scores = self._run(self.onet, photo, candidates, 48)
         keep = scores > self.thresholds[2]
         candidates = np.concatenate([candidates[keep, :4], scores[keep, None]], axis=1)
         points = B.place_landmarks(candidates, landmarks[keep])
@@ -184,13 +185,11 @@ class Detector:
         return found[order], points[order]
 
     @staticmethod
-    def _run(
-        network: paddle.nn.Layer, pixels: np.ndarray, candidates: np.ndarray, size: int
-    ) -> list[np.ndarray]:
+    def _run(network: Network, photo: Sampler, candidates: np.ndarray, size: int) -> list[np.ndarray]:
         """``network`` on the ``size``-pixel patches of ``candidates``, in batches; its outputs as arrays."""
         outputs: list[list[np.ndarray]] = []
         for start in range(0, len(candidates), BATCH):
-            patches = _normalised(crop_patches(pixels, candidates[start : start + BATCH], size))
+            patches = _normalised(photo.patches(candidates[start : start + BATCH], size))
             outputs.append(network(patches))
         return [np.concatenate(parts).astype(np.float64) for parts in zip(*outputs)]
 
