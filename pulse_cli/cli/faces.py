@@ -14,7 +14,7 @@ from pulse_cli.cli.niqe import image_files
 from pulse_cli.faces.detect import MIN_FACE, Detector
 from pulse_cli.faces.extract import extract_photo
 from pulse_cli.images import InputImageError
-from pulse_cli.models.dcgan import ModelFetchError
+from pulse_cli.models.wheel import ModelFetchError
 from pulse_cli.weights import WeightsError
 
 
@@ -28,7 +28,7 @@ def faces_command(
     min_face: Annotated[
         int, typer.Option(min=12, help="Smallest face side looked for, in pixels.")
     ] = MIN_FACE,
-    detector_weights: Annotated[
+    weights: Annotated[
         Path | None,
         typer.Option(
             help="The mtcnn-1.0.0 wheel (fetched by hand) or converted MTCNN weights; default: cache."
@@ -41,7 +41,7 @@ def faces_command(
     Example: pulse faces photo.jpg -o out/
     """
     try:
-        detector = Detector(detector_weights, min_face=min_face)
+        detector = Detector(weights, min_face=min_face)
     except (ModelFetchError, WeightsError, OSError) as exc:
         fail(str(exc))
     failed = found = 0

