@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -45,14 +47,15 @@ class SearchOptions:
             raise ValueError(f"unknown noise type {self.noise_type!r}; known: {', '.join(NOISE_TYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
-        if self.starts < 1:
-            raise ValueError(f"starts must be at least 1, got {self.starts}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.batch_size < 1 or self.duplicates < 1:
-            raise ValueError("batch_size and duplicates must be at least 1")
-        if self.eps < 0:
-            raise ValueError(f"eps must be non-negative, got {self.eps}")
+        for name in ("steps", "batch_size", "duplicates", "starts"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("num_trainable_noise_layers", self.num_trainable_noise_layers, 0)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        if not _finite(self.eps) or self.eps < 0:
+            raise ValueError(f"eps must be a finite number of at least 0, got {self.eps}")
+        if not _finite(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a finite number above 0, got {self.learning_rate}")
         if self.bad_noise_layers:
             try:
                 [int(layer) for layer in self.bad_noise_layers.split(".")]
@@ -77,3 +80,14 @@ class SearchOptions:
     def to_dict(self) -> dict[str, Any]:
         """The options as plain JSON-able values."""
         return asdict(self)
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a real number that is neither NaN nor infinite (bools are not numbers)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    """Refuse an option that is not a whole number of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{name} must be at least {least} (a whole number), got {value!r}")
