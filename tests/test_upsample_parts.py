@@ -38,6 +38,16 @@ def test_a_sharded_plan_takes_its_slice_and_names_its_report(tmp_path):
     assert plan.report_path.name == "report_shard1of2.json"
 
 
+def test_output_name_clashes_are_planned_over_every_input_before_sharding(tmp_path):
+    for name in ("a.jpg", "a.png", "b.png"):
+        write_image(tmp_path / "in" / name, 8)
+    plans = [make_plan(tmp_path / "in", tmp_path / "out", SearchOptions(), shard=Shard(k, 2)) for k in (0, 1)]
+    todo = [(item.name, item.path.name) for plan in plans for item in plan.todo]
+    assert sorted(todo) == [("a", "a.jpg"), ("b", "b.png")]  # one input per output name
+    assert plans[0].refused == []
+    assert [(path.name, "a.jpg" in cause) for path, cause in plans[1].refused] == [("a.png", True)]
+
+
 def test_batches_hold_one_input_size_and_an_unreadable_input_is_refused_once(tmp_path):
     paths = [write_image(tmp_path / f"{name}.png", side) for name, side in (("a", 8), ("b", 8), ("c", 16))]
     broken = tmp_path / "d.png"

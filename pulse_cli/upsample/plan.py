@@ -1,8 +1,9 @@
 """Planning a job: which inputs, which output names, which shard, what is done already.
 
 ``make_plan`` turns an input folder into ``Item``s (one per output image: ``{stem}`` or
-``{stem}_{k}`` with duplicates), refuses inputs whose output name clashes, takes this worker's
-shard, and sets aside items whose output exists (resume). A step that finds several subjects in
+``{stem}_{k}`` with duplicates), refuses inputs whose output name clashes (over the whole folder,
+so every shard agrees), takes this worker's shard of the inputs, and sets aside items whose
+output exists (resume). A step that finds several subjects in
 one input (face detection) belongs here: it turns one input into several ``Item``s.
 """
 
@@ -156,10 +157,12 @@ def make_plan(
         raise UpsampleError(f"output folder {output_dir} must differ from the input folder")
     inputs = list_inputs(input_dir)
     check_options(options)
+    items, refused = plan_items(inputs, options.duplicates)  # names clash across shards too
     shard = shard or Shard.from_env()
     if shard is not None:
-        inputs = shard.select(inputs)
-    items, refused = plan_items(inputs, options.duplicates)
+        mine = set(shard.select(inputs))
+        items = [item for item in items if item.path in mine]
+        refused = [(path, cause) for path, cause in refused if path in mine]
     done = [item for item in items if not overwrite and output_path(output_dir, item.name).is_file()]
     skipped = set(done)
     suffix = shard_suffix(shard)
