@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import paddle
@@ -114,6 +115,18 @@ def draw_start(
     return StartingPoint(latent, noise)
 
 
+def draw_rows(
+    generator: Generator, options: SearchOptions, rngs: Sequence[np.random.Generator]
+) -> StartingPoint:
+    """One starting point per image, each drawn from that image's own random generator, so an
+    image starts from the same point whatever batch it is searched in."""
+    rows = [draw_start(generator, 1, options, rng) for rng in rngs]
+    return StartingPoint(
+        np.concatenate([row.latent for row in rows]),
+        [np.concatenate(maps) for maps in zip(*(row.noise for row in rows))],
+    )
+
+
 def _noise_variables(
     generator: Generator, start: StartingPoint, options: SearchOptions
 ) -> tuple[list[paddle.Tensor], list[paddle.Tensor]]:
@@ -146,11 +159,12 @@ def best_of_starts(
     first: StartingPoint,
     ref_im: np.ndarray,
     options: SearchOptions,
-    rng: np.random.Generator,
+    draw: Callable[[], StartingPoint],
 ) -> StartingPoint:
-    """``first`` and ``options.starts - 1`` more random starting points, scored forward-only by
-    the backend's scorer (onnxruntime for ``onnx``); each image starts from its lowest-loss one."""
-    more = [draw_start(generator, len(ref_im), options, rng) for _ in range(options.starts - 1)]
+    """``first`` and ``options.starts - 1`` more random starting points (``draw``), scored
+    forward-only by the backend's scorer (onnxruntime for ``onnx``); each image starts from its
+    lowest-loss one."""
+    more = [draw() for _ in range(options.starts - 1)]
     candidates = [first, *more]
     scorer = get_backend(options.backend).scorer(objective)
     latent, noise, _ = best_start(
@@ -182,9 +196,13 @@ def search(
     init_noise: Sequence[np.ndarray] | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     objective: Objective | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> SearchResult:
     """Run PULSE on a batch of low-resolution references ``ref_im`` [B,3,r,r] in [0, 1].
 
+    The random starting points are drawn for the whole batch from ``options.seed``, or, given
+    ``seeds`` (one per image), for each image from its own seed: image i then starts as it would
+    searched alone with ``options.seed = seeds[i]``, whatever else is in its batch.
     ``init_latent``/``init_noise`` replace the random starting point (as the reference's fixtures
     do). ``objective`` replaces the scoring layer ``build_objective`` makes for the options.
     """
@@ -193,8 +211,14 @@ def search(
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
     batch = ref_np.shape[0]
-    rng = np.random.default_rng(options.seed)
-    start = draw_start(model, batch, options, rng)
+    if seeds is None:
+        rng = np.random.default_rng(options.seed)
+        draw = partial(draw_start, model, batch, options, rng)
+    else:
+        if len(seeds) != batch:
+            raise SearchError(f"{len(seeds)} seeds for a batch of {batch} references")
+        draw = partial(draw_rows, model, options, [np.random.default_rng(seed) for seed in seeds])
+    start = draw()
     if init_latent is not None:
         start.latent = np.asarray(init_latent, dtype=np.float32)
     if init_noise is not None:
@@ -205,7 +229,7 @@ def search(
     for param in model.parameters():
         param.stop_gradient = True
     if options.starts > 1 and init_latent is None and init_noise is None:
-        start = best_of_starts(model, objective, start, ref_np, options, rng)
+        start = best_of_starts(model, objective, start, ref_np, options, draw)
 
     latent = paddle.to_tensor(start.latent, stop_gradient=False)
     noise, trainable_noise = _noise_variables(model, start, options)

@@ -177,6 +177,35 @@ def test_seeded_outputs_do_not_depend_on_resume_or_sharding(tmp_path):
     assert by_name(read_report(tmp_path / "half", "report_shard1of2.json"))["b"]["status"] == "ok"
 
 
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_seeded_outputs_do_not_depend_on_batching_resume_or_sharding(dcgan_generator, tmp_path, batch_size):
+    inputs = write_faces(tmp_path / "in", [f"{name}.png" for name in "abcde"])
+    options = SearchOptions(steps=3, seed=5, batch_size=batch_size)
+
+    def run(folder: str, options: SearchOptions = options, shard: Shard | None = None) -> None:
+        upsample_folder(dcgan_generator, inputs, tmp_path / folder, options, shard=shard, contact_sheet=False)
+
+    run("all")
+    run("half", shard=Shard(1, 2))
+    run("alone", options.with_(batch_size=1))
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    for name in "ae":
+        (resumed / f"{name}.png").write_bytes((tmp_path / "all" / f"{name}.png").read_bytes())
+    run("resumed")
+
+    def outputs(folder: Path) -> dict[str, bytes]:
+        return {path.stem: path.read_bytes() for path in folder.glob("?.png")}
+
+    everything = outputs(tmp_path / "all")
+    assert len(set(everything.values())) == 5  # each image its own start
+    assert outputs(tmp_path / "half") == {name: everything[name] for name in "bd"}
+    assert outputs(tmp_path / "alone") == everything
+    assert outputs(resumed) == everything
+    seeds = {record["name"]: record["seed"] for record in read_report(tmp_path / "all")["images"]}
+    assert seeds == {record["name"]: record["seed"] for record in read_report(tmp_path / "alone")["images"]}
+
+
 def test_report_is_on_disk_before_each_image_is_announced(tmp_path):
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"

@@ -19,8 +19,8 @@ from pulse_cli.upsample.plan import (
     Plan,
     Shard,
     UpsampleError,
-    batch_seed,
     check_options,
+    image_seed,
     list_inputs,
     make_plan,
     plan_items,
@@ -30,6 +30,6 @@ from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns,
 
 __all__ = [
     "NIQE_MIN_SIDE", "ImageRecord", "Item", "Job", "Listener", "OutputWriter", "Plan", "Shard",
-    "UpsampleError", "UpsampleReport", "batch_seed", "check_options", "list_inputs", "make_plan",
+    "UpsampleError", "UpsampleReport", "check_options", "image_seed", "list_inputs", "make_plan",
     "plan_items", "sheet_columns", "step_digits", "upsample_folder",
 ]

@@ -92,12 +92,12 @@ class Job:
             hooks.append(self.writer.intermediate(names, self.options.steps))
         outcome = search_batch(self.generator, items, refs, self.options, hooks)
         if outcome.result is None:
-            for item in items:
-                self.record(item.name, item.path, "failed", seed=outcome.seed, error=outcome.error)
+            for item, seed in zip(items, outcome.seeds):
+                self.record(item.name, item.path, "failed", seed=seed, error=outcome.error)
             return
         self.report.roles = outcome.result.roles
-        for i, item in enumerate(items):
-            self.finish(item, i, outcome.result, outcome.seed)
+        for i, (item, seed) in enumerate(zip(items, outcome.seeds)):
+            self.finish(item, i, outcome.result, seed)
 
     def finish(self, item: Item, i: int, result: SearchResult, seed: int) -> None:
         """Write one searched image's outputs and record it."""

@@ -112,12 +112,13 @@ def check_options(options: SearchOptions) -> None:
         raise UpsampleError(str(exc)) from None
 
 
-def batch_seed(seed: int | None, names: Sequence[str]) -> int:
-    """The seed of one batch's search: from ``seed`` and the batch's names when given (so duplicates
-    differ and a resumed or sharded job redraws the same start), otherwise fresh."""
+def image_seed(seed: int | None, name: str) -> int:
+    """The seed of one output image's starting points: from ``seed`` and the image's own name
+    when given (so duplicates differ, and the image starts the same in any batch, shard or
+    resumed run), otherwise fresh."""
     if seed is None:
         return secrets.randbits(32)
-    return zlib.crc32(f"{seed}:{'/'.join(names)}".encode())
+    return zlib.crc32(f"{seed}:{name}".encode())
 
 
 @dataclass

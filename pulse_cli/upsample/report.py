@@ -27,8 +27,9 @@ class ImageRecord:
     """What became of one output image, as report.json lists it.
 
     ``name`` is the output's stem, or the input's file name when the input itself was refused.
-    ``status`` is ``ok``, ``failed`` or ``skipped`` (its output existed); ``seed`` is the seed its
-    search was drawn with, so it can be reproduced; ``seconds`` is its share of its batch's search.
+    ``status`` is ``ok``, ``failed`` or ``skipped`` (its output existed); ``seed`` is the image's own
+    seed: searched alone with ``SearchOptions(seed=seed)`` it starts from the same point;
+    ``seconds`` is its share of its batch's search.
     ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
     as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
     ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.

@@ -1,8 +1,8 @@
 """Running a job's searches: its inputs loaded into batches of one size, each batch searched.
 
 ``load_batches`` reads the planned inputs (an unreadable one is handed to ``refuse`` and left
-out); ``search_batch`` runs PULSE over one batch with its own seed, its progress hooks called
-after every step, and returns what came of it (the result, or why the search failed).
+out); ``search_batch`` runs PULSE over one batch, each image from its own seed, its progress hooks
+called after every step, and returns what came of it (the result, or why the search failed).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError, load_input
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult, StepReport, search
-from pulse_cli.upsample.plan import Item, batch_seed
+from pulse_cli.upsample.plan import Item, image_seed
 
 
 def load_batches(
@@ -50,9 +50,10 @@ def load_batches(
 
 @dataclass
 class BatchOutcome:
-    """One batch's search: its seed, and its result or (when the search failed) the error line."""
+    """One batch's search: each image's seed, and the result or (when the search failed) the error
+    line."""
 
-    seed: int
+    seeds: list[int]
     result: SearchResult | None = None
     error: str | None = None
 
@@ -64,16 +65,16 @@ def search_batch(
     options: SearchOptions,
     hooks: Sequence[Callable[[StepReport], None]] = (),
 ) -> BatchOutcome:
-    """Search one batch with its own seed (``batch_seed``); a failure is returned, not raised,
-    so one batch never stops the job."""
-    seed = batch_seed(options.seed, [item.name for item in items])
+    """Search one batch, each image from its own seed (``image_seed``); a failure is returned,
+    not raised, so one batch never stops the job."""
+    seeds = [image_seed(options.seed, item.name) for item in items]
 
     def on_step(report: StepReport) -> None:
         for hook in hooks:
             hook(report)
 
     try:
-        result = search(generator, refs, options.with_(seed=seed), on_step=on_step)
+        result = search(generator, refs, options, on_step=on_step, seeds=seeds)
     except Exception as exc:  # one batch's failure is recorded; the job goes on
-        return BatchOutcome(seed, error=f"search failed: {describe(exc)}")
-    return BatchOutcome(seed, result=result)
+        return BatchOutcome(seeds, error=f"search failed: {describe(exc)}")
+    return BatchOutcome(seeds, result=result)
