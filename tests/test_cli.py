@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+from file_modes import run_obeying_file_modes
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -176,6 +177,39 @@ def test_missing_or_empty_input_folder_exits_2(dcgan_cache, tmp_path):
     result = invoke("upsample", tmp_path / "empty", "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert_one_line_error(result, "has no files to upsample")
+
+
+def test_an_output_folder_that_cannot_be_made_exits_2_before_any_search(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    (tmp_path / "file").write_text("a regular file")
+    under_a_file = tmp_path / "file" / "out"
+    result = invoke("upsample", inputs, "-o", under_a_file)
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, f"output folder {under_a_file} cannot be made: not a directory")
+    result = invoke("upsample", inputs, "-o", tmp_path / "file")
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, f"output folder {tmp_path / 'file'} is a file, not a folder")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_read_only_output_folder_or_parent_exits_2_before_any_search(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    locked = tmp_path / "locked"
+    (locked / "out").mkdir(parents=True)
+    locked.chmod(0o555)
+    (locked / "out").chmod(0o555)
+    try:
+        for output, cause in [(locked / "out", "is not writable"), (locked / "new", "cannot be made")]:
+            child = run_obeying_file_modes(  # root too: its file-mode override is dropped
+                [sys.executable, "-m", "pulse_cli", "upsample", str(inputs), "-o", str(output), *FAST]
+            )
+            assert child.returncode == 2, child.stderr
+            errors = [line for line in child.stderr.splitlines() if line.startswith("error: ")]
+            assert errors == [f"error: output folder {output} {cause}: permission denied"], child.stderr
+            assert "Traceback" not in child.stderr
+    finally:
+        (locked / "out").chmod(0o755)
+        locked.chmod(0o755)
 
 
 def test_stylegan_ffhq_without_weights_says_which_files_and_where(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from file_modes import python_obeying_file_modes
 from PIL import Image
 
 from pulse_cli.images import MAX_PIXELS, InputImageError, load_input, read_image, upscale_factor, valid_sides
@@ -163,13 +164,17 @@ def test_missing_and_folder_paths_are_refused(tmp_path):
     _assert_one_line_naming(error, tmp_path / "folder.png", "is a folder")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 def test_unreadable_file_is_refused(tmp_path):
     path = _save(Image.fromarray(_gradient()), tmp_path / "locked.png")
     path.chmod(0)
-    with pytest.raises(InputImageError) as error:
-        read_image(path)
-    _assert_one_line_naming(error, path, "permission denied")
+    code = (
+        "from pulse_cli.images import InputImageError, read_image\n"
+        f"try:\n    read_image({str(path)!r})\nexcept InputImageError as error:\n    print(error)"
+    )
+    child = python_obeying_file_modes(code)  # root too: its file-mode override is dropped
+    assert child.returncode == 0 and child.stderr.count("Traceback") == 0, child.stderr
+    assert child.stdout.strip().splitlines() == [f"{path}: cannot be read (permission denied)"]
 
 
 def test_file_the_system_refuses_to_open_is_refused(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from pulse_cli.upsample import (
     UpsampleReport,
     check_options,
     list_inputs,
+    prepare_output_dir,
     upsample_folder,
 )
 
@@ -113,6 +114,7 @@ def upsample(
         chosen_shard = Shard.parse(shard) if shard is not None else None
         list_inputs(input_dir)  # fail fast, before any model download
         check_options(options)
+        prepare_output_dir(output_dir)
     except ValueError as exc:
         fail(str(exc))
     use_device(device.value if device else None)

@@ -17,6 +17,7 @@ from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult
+from pulse_cli.upsample.folder import prepare_output_dir
 from pulse_cli.upsample.plan import Item, Plan, Shard, make_plan, output_path
 from pulse_cli.upsample.report import (
     ImageRecord,
@@ -146,7 +147,7 @@ def upsample_folder(
     options = options or SearchOptions()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(output_dir)
     writer = OutputWriter(
         output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
     )
