@@ -16,3 +16,8 @@ def describe(exc: BaseException) -> str:
     """``Type: first line``, for errors whose kind matters (an unexpected failure in a library)."""
     line = first_line(exc)
     return line if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
+
+
+INTERRUPTED = 130  # Ctrl-C's exit code, as a shell reports a process ended by SIGINT
+INTERRUPTED_MESSAGE = "interrupted: finished images and the report of them are kept; run again to resume"
+"""What Ctrl-C prints, at any moment of any command, before exit code ``INTERRUPTED``."""

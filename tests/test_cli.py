@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
+from pulse_cli.errors import INTERRUPTED_MESSAGE
 from pulse_cli.weights import read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,10 +140,53 @@ def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monke
     inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16, "c.png": 16})
     result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
     assert result.exit_code == 130
-    assert_one_line_error(result, "interrupted: finished images and the report of them are kept", only=False)
+    assert_one_line_error(result, INTERRUPTED_MESSAGE, only=False)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["summary"]["interrupted"] and [r["name"] for r in report["images"]] == ["a"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "report.json"]
+
+
+def _wait_until_paddle_loads(process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Return once ``process`` has mapped one of Paddle's shared libraries: it is importing Paddle."""
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if "/paddle/" in maps.read_text():
+                return
+        except OSError:
+            pass  # not started yet
+        time.sleep(0.002)
+    pytest.fail("the pulse process never started importing Paddle")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see Paddle load")
+def test_ctrl_c_while_paddle_imports_exits_130_with_the_interrupt_line(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    pulse = Path(sys.executable).parent / "pulse"
+    process = subprocess.Popen(
+        [str(pulse), "upsample", str(inputs), "-o", str(tmp_path / "out"), *FAST],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_until_paddle_loads(process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stdout + stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {INTERRUPTED_MESSAGE}"], stderr
+
+
+def test_ctrl_c_while_the_model_loads_exits_130_with_the_interrupt_line(dcgan_cache, tmp_path, monkeypatch):
+    import pulse_cli.cli.common
+
+    def interrupted_load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pulse_cli.cli.common, "load_generator", interrupted_load)
+    result = invoke("upsample", write_faces(tmp_path / "in", {"a.png": 16}), "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 130
+    assert_one_line_error(result, INTERRUPTED_MESSAGE)
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,24 @@ import json
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pulse_cli.backends import backend_names
-from pulse_cli.cli.console import INTERRUPTED, err, error_line, fail, out
+from pulse_cli.cli.console import err, error_line, fail, out
+from pulse_cli.errors import INTERRUPTED, INTERRUPTED_MESSAGE
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.registry import ModelError, load_generator
 from pulse_cli.search import StepReport
 from pulse_cli.upsample import ImageRecord, Listener, UpsampleError, UpsampleReport
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: the interrupt line, and exit 130 (Typer alone would exit 130 saying nothing)."""
+    fail(INTERRUPTED_MESSAGE, INTERRUPTED)
 
 
 def use_device(device: str | None) -> None:
@@ -154,8 +160,7 @@ def run_job(
     except UpsampleError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        error_line("interrupted: finished images and the report of them are kept; run again to resume")
-        raise typer.Exit(INTERRUPTED) from None
+        interrupted()
     if as_json:
         typer.echo(summary_json(report))
     else:
@@ -177,3 +182,5 @@ def get_generator(model: str, weights: Path | None, gaussian_fit: Path | None) -
         return load_generator(model, weights=weights, gaussian_fit=gaussian_fit)
     except ModelError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        interrupted()

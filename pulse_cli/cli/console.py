@@ -15,7 +15,6 @@ from rich.markup import escape
 from pulse_cli.errors import first_line
 
 USAGE_ERROR = 2  # bad arguments, missing model files: nothing was attempted
-INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
 
 # File names are printed as they are: no syntax highlighting, no :emoji: codes, no wrapping.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
