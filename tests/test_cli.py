@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
+from pulse_cli.upsample import FolderLock
 from pulse_cli.weights import read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,6 +258,21 @@ def test_a_read_only_output_folder_or_parent_exits_2_before_any_search(dcgan_cac
     finally:
         (locked / "out").chmod(0o755)
         locked.chmod(0o755)
+
+
+def test_a_second_run_into_a_locked_output_folder_names_the_first_and_exits_2(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    out = tmp_path / "out"
+    out.mkdir()
+    with FolderLock(out / ".pulse.lock"):
+        started = json.loads((out / ".pulse.lock").read_text())["started"]
+        result = invoke("upsample", inputs, "-o", out, *FAST)
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, f"output folder {out} is in use by another run (pid {os.getpid()} on "
+                          f"{socket.gethostname()}, started {started}")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written, the first run's lock gone
+    result = invoke("upsample", inputs, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
 
 
 def test_stylegan_ffhq_without_weights_says_which_files_and_where(tmp_path, monkeypatch):

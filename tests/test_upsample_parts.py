@@ -3,13 +3,20 @@ loading inputs into batches, without a generator or a search."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample.plan import Item, Shard, make_plan
+from pulse_cli.upsample.folder import FolderLock
+from pulse_cli.upsample.plan import Item, Shard, UpsampleError, make_plan
 from pulse_cli.upsample.run import load_batches
 
 
@@ -60,3 +67,28 @@ def test_batches_hold_one_input_size_and_an_unreadable_input_is_refused_once(tmp
         (["c"], (1, 3, 16, 16)),
     ]
     assert refused == ["d.png"]
+
+
+def test_a_held_folder_lock_refuses_a_second_taker_naming_the_holder(tmp_path):
+    path = tmp_path / ".pulse.lock"
+    with FolderLock(path):
+        holder = json.loads(path.read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        with pytest.raises(UpsampleError) as error:
+            FolderLock(path).acquire()  # a second open file: flock refuses it as it would another process
+    message = str(error.value)
+    assert f"output folder {tmp_path} is in use by another run" in message
+    assert f"pid {os.getpid()} on {socket.gethostname()}, started {holder['started']}" in message
+    assert not path.exists()  # released: the file is gone
+
+
+def test_a_stale_folder_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    path = tmp_path / ".pulse.lock"
+    stale = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "2020-01-01T00:00:00+00:00"}
+    path.write_text(json.dumps(stale))  # what a killed run leaves: the file, no lock on it
+    lock = FolderLock(path)
+    lock.acquire()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not path.exists()

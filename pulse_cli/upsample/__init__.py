@@ -13,7 +13,7 @@ The package's modules are the job's parts: ``plan`` (inputs, output names, shard
 and the progress hooks), strung together by ``job``.
 """
 
-from pulse_cli.upsample.folder import prepare_output_dir
+from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
 from pulse_cli.upsample.job import Job, upsample_folder
 from pulse_cli.upsample.plan import (
     Item,
@@ -30,7 +30,7 @@ from pulse_cli.upsample.report import ImageRecord, Listener, UpsampleReport
 from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns, step_digits
 
 __all__ = [
-    "NIQE_MIN_SIDE", "ImageRecord", "Item", "Job", "Listener", "OutputWriter", "Plan", "Shard",
+    "NIQE_MIN_SIDE", "FolderLock", "ImageRecord", "Item", "Job", "Listener", "OutputWriter", "Plan", "Shard",
     "UpsampleError", "UpsampleReport", "check_options", "image_seed", "list_inputs", "make_plan",
     "plan_items", "prepare_output_dir", "sheet_columns", "step_digits", "upsample_folder",
 ]

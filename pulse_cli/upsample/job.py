@@ -1,8 +1,8 @@
 """One ``upsample_folder`` job: plan it, run its batches, write and record each output.
 
-The parts are each their own module: ``plan`` (inputs, names, shard, resume), ``run`` (loading
-and searching batches), ``write`` (files) and ``report`` (report.json and progress hooks); this
-module only strings them together.
+The parts are each their own module: ``plan`` (inputs, names, shard, resume), ``folder`` (the
+output folder: writable, locked), ``run`` (loading and searching batches), ``write`` (files) and
+``report`` (report.json and progress hooks); this module only strings them together.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult
-from pulse_cli.upsample.folder import prepare_output_dir
+from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
 from pulse_cli.upsample.plan import Item, Plan, Shard, make_plan, output_path
 from pulse_cli.upsample.report import (
     ImageRecord,
@@ -84,6 +84,30 @@ class Job:
         """Record an input that cannot be read: one record, named for the input file."""
         self.record(path.name, path, "failed", error=error)
 
+    def run(self, contact_sheet: bool = True) -> UpsampleReport:
+        """Record the refused and finished inputs, search the rest batch by batch, and draw the
+        contact sheet; on KeyboardInterrupt the report says so and the interrupt propagates."""
+        plan, report = self.plan, self.report
+        self.listener.job_started(len(plan.todo))
+        try:
+            for path, cause in plan.refused:
+                self.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
+            for item in plan.done:
+                self.skip(item)
+            report.save()
+            resolution = self.generator.resolution
+            for batch, refs in load_batches(plan.todo, resolution, self.options.batch_size, self.refuse):
+                self.run_batch(batch, refs)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.save()
+            raise
+        if contact_sheet and (columns := sheet_columns(report, self.generator.resolution)):
+            save_contact_sheet(columns, plan.sheet_path, self.generator.resolution)
+            report.contact_sheet_path = plan.sheet_path
+        report.save()
+        return report
+
     def run_batch(self, items: list[Item], refs: np.ndarray) -> None:
         """Search one batch and write and record each of its images."""
         names = [item.name for item in items]
@@ -140,7 +164,9 @@ def upsample_folder(
 
     Under ``paddle.distributed.launch`` the shard comes from the environment when none is given;
     a sharded job writes ``report_shard{K}of{N}.json`` and ``contact_sheet_shard{K}of{N}.png`` so
-    workers sharing a folder never overwrite each other's. ``niqe`` scores each output with NIQE
+    workers sharing a folder never overwrite each other's. The job holds the folder's lock
+    (``FolderLock``, one per shard) while it runs: a second job into the same folder (and shard)
+    stops with ``UpsampleError`` naming the first. ``niqe`` scores each output with NIQE
     when the model's output is at least 192 px. On KeyboardInterrupt the report keeps every
     finished image and says it was interrupted, and the interrupt propagates.
     """
@@ -148,25 +174,9 @@ def upsample_folder(
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard)
     prepare_output_dir(output_dir)
-    writer = OutputWriter(
-        output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
-    )
-    job = Job(generator, output_dir, options, plan, writer, listener or Listener())
-    job.listener.job_started(len(plan.todo))
-    try:
-        for path, cause in plan.refused:
-            job.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
-        for item in plan.done:
-            job.skip(item)
-        job.report.save()
-        for batch, refs in load_batches(plan.todo, generator.resolution, options.batch_size, job.refuse):
-            job.run_batch(batch, refs)
-    except KeyboardInterrupt:
-        job.report.interrupted = True
-        job.report.save()
-        raise
-    if contact_sheet and (columns := sheet_columns(job.report, generator.resolution)):
-        save_contact_sheet(columns, plan.sheet_path, generator.resolution)
-        job.report.contact_sheet_path = plan.sheet_path
-    job.report.save()
-    return job.report
+    with FolderLock(plan.lock_path):
+        writer = OutputWriter(
+            output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
+        )
+        job = Job(generator, output_dir, options, plan, writer, listener or Listener())
+        return job.run(contact_sheet)

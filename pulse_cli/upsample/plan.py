@@ -124,7 +124,7 @@ def image_seed(seed: int | None, name: str) -> int:
 @dataclass
 class Plan:
     """A job's work: items to search (``todo``), items whose output exists (``done``), inputs
-    refused with their cause, and the shard's report and contact-sheet paths."""
+    refused with their cause, and the shard's report, contact-sheet and lock-file paths."""
 
     todo: list[Item]
     done: list[Item]
@@ -132,6 +132,7 @@ class Plan:
     shard: Shard | None
     report_path: Path
     sheet_path: Path
+    lock_path: Path
 
 
 def output_path(output_dir: Path, name: str) -> Path:
@@ -140,7 +141,7 @@ def output_path(output_dir: Path, name: str) -> Path:
 
 
 def shard_suffix(shard: Shard | None) -> str:
-    """What a shard's report and contact sheet add to their names: ``_shard{K}of{N}``."""
+    """What a shard's report, contact sheet and lock file add to their names: ``_shard{K}of{N}``."""
     return "" if shard is None else f"_shard{shard.index}of{shard.count}"
 
 
@@ -174,4 +175,5 @@ def make_plan(
         shard=shard,
         report_path=output_dir / f"report{suffix}.json",
         sheet_path=output_dir / f"contact_sheet{suffix}.png",
+        lock_path=output_dir / f".pulse{suffix}.lock",
     )
