@@ -275,6 +275,22 @@ def test_a_second_run_into_a_locked_output_folder_names_the_first_and_exits_2(dc
     assert result.exit_code == 0, result.output
 
 
+def test_a_rerun_with_other_options_exits_2_naming_them_and_resume_keeps_old_images(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    out = tmp_path / "out"
+    assert invoke("upsample", inputs, "-o", out, *FAST).exit_code == 0
+    first = (out / "a.png").read_bytes()
+    result = invoke("upsample", inputs, "-o", out, *FAST, "--learning-rate", "0.2")
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result, "learning_rate 0.4 then, 0.2 now", "--overwrite remakes them")
+    result = invoke("upsample", inputs, "-o", out, *FAST, "--learning-rate", "0.2", "--resume")
+    assert result.exit_code == 0 and "1 skipped" in result.stdout, result.output
+    assert (out / "a.png").read_bytes() == first
+    result = invoke("upsample", inputs, "-o", out, *FAST, "--overwrite", "--resume")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "choose one")
+
+
 def test_stylegan_ffhq_without_weights_says_which_files_and_where(tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_CACHE_DIR", str(tmp_path / "cache"))
     inputs = write_faces(tmp_path / "in", {"a.png": 16})

@@ -206,6 +206,35 @@ def test_seeded_outputs_do_not_depend_on_batching_resume_or_sharding(dcgan_gener
     assert seeds == {record["name"]: record["seed"] for record in read_report(tmp_path / "alone")["images"]}
 
 
+def test_a_rerun_with_other_options_or_inputs_says_what_differs_unless_told_to_resume_or_overwrite(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    upsample_folder(toy_generator(), inputs, out, OPTIONS)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    with pytest.raises(UpsampleError) as error:
+        upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=4, eps=1e-3))
+    assert "2 of the outputs in" in str(error.value)
+    assert "eps 0.0001 then, 0.001 now; steps 3 then, 4 now" in str(error.value)
+    assert "--overwrite remakes them, --resume keeps them" in str(error.value)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing touched
+
+    # options that do not change an output are not compared
+    same = upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(batch_size=2, save_intermediate=True))
+    assert [record.status for record in same.images] == ["skipped", "skipped"]
+
+    kept = upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=4), resume=True)
+    assert [record.status for record in kept.images] == ["skipped", "skipped"]
+    assert [record.options["steps"] for record in kept.images] == [3, 3]  # each record keeps its own
+    remade = upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=4), overwrite=True)
+    assert [(record.status, record.options["steps"]) for record in remade.images] == [("ok", 4), ("ok", 4)]
+
+    write_faces(inputs, ["b.png"], seed=9)  # another face under the same name
+    with pytest.raises(UpsampleError, match=r"^1 of the outputs .*\(input b\.png changed\)"):
+        upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=4))
+    with pytest.raises(UpsampleError, match="choose one"):
+        upsample_folder(toy_generator(), inputs, out, OPTIONS, overwrite=True, resume=True)
+
+
 def test_report_is_on_disk_before_each_image_is_announced(tmp_path):
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"

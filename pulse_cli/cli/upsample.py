@@ -89,6 +89,11 @@ def upsample(
     overwrite: Annotated[
         bool, _option(OUTPUT, "Redo images whose output exists (default: skip them: resume).", "--overwrite")
     ] = False,
+    resume: Annotated[
+        bool,
+        _option(OUTPUT, "Keep existing outputs even if made with other options or inputs (default: stop "
+                "and say what differs).", "--resume"),
+    ] = False,
     shard: Annotated[str | None, _option(OUTPUT, SHARD_HELP, show_default=False)] = None,
     as_json: Annotated[bool, _option(OUTPUT, "Print one JSON summary, no progress.", "--json")] = False,
 ) -> None:
@@ -97,7 +102,9 @@ def upsample(
     Inputs: square PNG, JPEG, BMP or WebP images whose side divides the
     model's resolution by a power of two (8, 16 or 32 px for the default
     64 px model). Writes {stem}.png per input, report.json and
-    contact_sheet.png; existing outputs are skipped, so a rerun resumes.
+    contact_sheet.png; existing outputs are skipped, so a rerun resumes
+    (a rerun with other options stops and says which differ: --overwrite
+    or --resume).
     Exit code 0 when every image worked, 1 when any failed, 2 for usage
     or model errors.
 
@@ -126,7 +133,7 @@ def upsample(
     def job(listener: Listener) -> UpsampleReport:
         return upsample_folder(
             generator, input_dir, output_dir, options, overwrite=overwrite, save_latent=save_latent,
-            niqe=niqe, shard=chosen_shard, listener=listener,
+            niqe=niqe, shard=chosen_shard, listener=listener, resume=resume,
         )
 
     report = run_job(job, as_json)

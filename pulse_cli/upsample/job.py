@@ -18,7 +18,7 @@ from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult
 from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
-from pulse_cli.upsample.plan import Item, Plan, Shard, make_plan, output_path
+from pulse_cli.upsample.plan import Item, Plan, Shard, UpsampleError, make_plan, output_path
 from pulse_cli.upsample.report import (
     ImageRecord,
     Listener,
@@ -27,8 +27,14 @@ from pulse_cli.upsample.report import (
     previous_records,
     rescore_of,
 )
+from pulse_cli.upsample.resume import differences, input_digest
 from pulse_cli.upsample.run import load_batches, search_batch
 from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns
+
+
+def model_of(generator: Generator) -> dict[str, Any]:
+    """The model as report.json describes it (and a rerun compares it): name, resolution, source."""
+    return {"name": generator.name, "resolution": generator.resolution, "source": generator.source}
 
 
 class Job:
@@ -50,7 +56,7 @@ class Job:
         self.listener = listener
         self.report = UpsampleReport(
             output_dir=output_dir,
-            model={"name": generator.name, "resolution": generator.resolution, "source": generator.source},
+            model=model_of(generator),
             options=options.to_dict(),
             shard=None if plan.shard is None else str(plan.shard),
             report_path=plan.report_path,
@@ -61,7 +67,7 @@ class Job:
         """Add one image's outcome to the report (saved unless ``save`` is False) and announce it."""
         record = ImageRecord(
             name=name, input=str(path), status=status, model=self.generator.name, options=self.report.options,
-            **values,
+            input_sha256=input_digest(path), **values,
         )
         self.add(record, save)
 
@@ -159,6 +165,7 @@ def upsample_folder(
     shard: Shard | None = None,
     listener: Listener | None = None,
     contact_sheet: bool = True,
+    resume: bool = False,
 ) -> UpsampleReport:
     """Upsample every input of ``input_dir`` (or ``shard``'s slice of them) into ``output_dir``.
 
@@ -166,17 +173,35 @@ def upsample_folder(
     a sharded job writes ``report_shard{K}of{N}.json`` and ``contact_sheet_shard{K}of{N}.png`` so
     workers sharing a folder never overwrite each other's. The job holds the folder's lock
     (``FolderLock``, one per shard) while it runs: a second job into the same folder (and shard)
-    stops with ``UpsampleError`` naming the first. ``niqe`` scores each output with NIQE
+    stops with ``UpsampleError`` naming the first. Outputs that exist are kept (skipped) when the
+    report says they were made from the same inputs with the same model and options (see
+    ``resume``'s module); otherwise ``UpsampleError`` says what differs, unless ``overwrite``
+    (remake them) or ``resume`` (keep them anyway). ``niqe`` scores each output with NIQE
     when the model's output is at least 192 px. On KeyboardInterrupt the report keeps every
     finished image and says it was interrupted, and the interrupt propagates.
     """
     options = options or SearchOptions()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if overwrite and resume:
+        raise UpsampleError("overwrite remakes existing outputs and resume keeps them: choose one")
     plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard)
     prepare_output_dir(output_dir)
     with FolderLock(plan.lock_path):
+        if not resume:
+            refuse_outputs_made_otherwise(plan, model_of(generator), options)
         writer = OutputWriter(
             output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
         )
         job = Job(generator, output_dir, options, plan, writer, listener or Listener())
         return job.run(contact_sheet)
+
+
+def refuse_outputs_made_otherwise(plan: Plan, model: dict[str, Any], options: SearchOptions) -> None:
+    """``UpsampleError`` when outputs the plan keeps were made with another model, other options
+    or other inputs, saying what differs."""
+    made_otherwise, reasons = differences(plan.report_path, plan.done, model, options)
+    if made_otherwise:
+        raise UpsampleError(
+            f"{len(made_otherwise)} of the outputs in {plan.report_path.parent} were made otherwise "
+            f"({'; '.join(reasons)}): --overwrite remakes them, --resume keeps them"
+        )

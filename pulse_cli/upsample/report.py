@@ -33,6 +33,7 @@ class ImageRecord:
     ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
     as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
     ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
+    ``input_sha256`` is the input file's digest, so a rerun knows whether the input changed.
     """
 
     name: str
@@ -52,6 +53,7 @@ class ImageRecord:
     niqe: float | None = None
     latent: str | None = None
     error: str | None = None
+    input_sha256: str | None = None
 
 
 @dataclass
