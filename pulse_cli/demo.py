@@ -78,8 +78,8 @@ def run_demo(
         for column in sheet_columns(report, generator.resolution)
     ]
     if columns:
-        report.contact_sheet_path = save_contact_sheet(
-            columns, folder / "outputs" / "contact_sheet.png", generator.resolution
-        )
+        report.contact_sheet_paths = [
+            save_contact_sheet(columns, folder / "outputs" / "contact_sheet.png", generator.resolution)
+        ]
         report.save()
     return report

@@ -16,6 +16,7 @@ from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import Listener, Shard, UpsampleError, upsample_folder
+from pulse_cli.upsample.write import SHEET_COLUMNS
 
 TOY_LATENT = 48  # a 4x4 RGB image
 
@@ -106,6 +107,25 @@ def test_contact_sheet_has_four_labelled_rows_and_one_column_per_output(tmp_path
     assert sheet.height == title + 4 * (cell + gap) + gap
     assert sheet.width > 3 * (cell + gap)
     assert read_report(tmp_path / "out")["contact_sheet"] == "contact_sheet.png"
+
+
+def test_more_outputs_than_a_sheet_holds_are_paged_and_a_smaller_rerun_leaves_no_stale_page(tmp_path):
+    names = [f"face{i:02d}.png" for i in range(SHEET_COLUMNS + 2)]
+    inputs = write_faces(tmp_path / "in", names)
+    out = tmp_path / "out"
+    report = upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=1, batch_size=6))
+    pages = [out / "contact_sheet_1.png", out / "contact_sheet_2.png"]
+    assert report.contact_sheet_paths == pages and not (out / "contact_sheet.png").exists()
+    widths = [Image.open(page).width for page in pages]
+    cell, gap = 128, 4  # as the sheet shows the toy's 16 px outputs
+    assert widths[0] - widths[1] == (SHEET_COLUMNS - 2) * (cell + gap)  # 16 columns, then 2
+    assert read_report(out)["contact_sheets"] == ["contact_sheet_1.png", "contact_sheet_2.png"]
+
+    for name in names[2:]:
+        (inputs / name).unlink()
+    again = upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=1), overwrite=True)
+    assert again.contact_sheet_paths == [out / "contact_sheet.png"]
+    assert sorted(p.name for p in out.glob("contact_sheet*.png")) == ["contact_sheet.png"]
 
 
 def test_bad_inputs_are_recorded_one_line_each_and_the_batch_goes_on(tmp_path):

@@ -120,7 +120,9 @@ def summary_json(report: UpsampleReport) -> str:
     """The one machine-readable summary ``--json`` prints: the report plus where its files are."""
     data: dict[str, Any] = report.to_dict()
     data["report"] = str(report.report_path) if report.report_path else None
-    data["contact_sheet"] = str(report.contact_sheet_path) if report.contact_sheet_path else None
+    sheets = [str(path) for path in report.contact_sheet_paths]
+    data["contact_sheet"] = sheets[0] if sheets else None
+    data["contact_sheets"] = sheets
     return json.dumps(data)
 
 
@@ -138,8 +140,12 @@ def print_summary(report: UpsampleReport) -> None:
     if report.roles:
         out.print(escape(f"backend {report.options['backend']}: {roles_line(report.roles)}"))
     out.print(f"report: {escape(str(report.report_path))}")
-    if report.contact_sheet_path:
-        out.print(f"contact sheet: {escape(str(report.contact_sheet_path))}")
+    sheets = report.contact_sheet_paths
+    if len(sheets) == 1:
+        out.print(f"contact sheet: {escape(str(sheets[0]))}")
+    elif sheets:
+        pages = f"{escape(str(sheets[0]))} … {escape(sheets[-1].name)}"
+        out.print(f"contact sheets: {pages} ({len(sheets)} pages)")
 
 
 def run_job(

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from pulse_cli.contact_sheet import save_contact_sheet
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
@@ -29,7 +28,7 @@ from pulse_cli.upsample.report import (
 )
 from pulse_cli.upsample.resume import differences, input_digest
 from pulse_cli.upsample.run import load_batches, search_batch
-from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, sheet_columns
+from pulse_cli.upsample.write import NIQE_MIN_SIDE, OutputWriter, save_contact_sheets
 
 
 def model_of(generator: Generator) -> dict[str, Any]:
@@ -93,7 +92,7 @@ class Job:
     def run(self, contact_sheet: bool = True) -> UpsampleReport:
         """Record the refused and finished inputs, search the rest batch by batch, and draw the
         contact sheet; on KeyboardInterrupt the report says so and the interrupt propagates."""
-        plan, report = self.plan, self.report
+        plan, report, resolution = self.plan, self.report, self.generator.resolution
         self.listener.job_started(len(plan.todo))
         try:
             for path, cause in plan.refused:
@@ -101,16 +100,14 @@ class Job:
             for item in plan.done:
                 self.skip(item)
             report.save()
-            resolution = self.generator.resolution
             for batch, refs in load_batches(plan.todo, resolution, self.options.batch_size, self.refuse):
                 self.run_batch(batch, refs)
         except KeyboardInterrupt:
             report.interrupted = True
             report.save()
             raise
-        if contact_sheet and (columns := sheet_columns(report, self.generator.resolution)):
-            save_contact_sheet(columns, plan.sheet_path, self.generator.resolution)
-            report.contact_sheet_path = plan.sheet_path
+        if contact_sheet:
+            report.contact_sheet_paths = save_contact_sheets(report, resolution, plan.sheet_path)
         report.save()
         return report
 

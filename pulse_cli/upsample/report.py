@@ -59,7 +59,9 @@ class ImageRecord:
 @dataclass
 class UpsampleReport:
     """The job's report: the model, the options, which runtime did what in its searches
-    (``roles``, from ``Backend.roles``; None until a search ran) and one record per output image."""
+    (``roles``, from ``Backend.roles``; None until a search ran) and one record per output image.
+    ``contact_sheet_paths`` holds the contact sheet's pages (report.json: ``contact_sheets``, and
+    ``contact_sheet``, the first page, as version 1 readers know it)."""
 
     output_dir: Path
     model: dict[str, Any]
@@ -69,7 +71,7 @@ class UpsampleReport:
     images: list[ImageRecord] = field(default_factory=list)
     interrupted: bool = False
     report_path: Path | None = None
-    contact_sheet_path: Path | None = None
+    contact_sheet_paths: list[Path] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(record.status == status for record in self.images)
@@ -98,7 +100,8 @@ class UpsampleReport:
             "shard": self.shard,
             "roles": self.roles,
             "summary": self.summary(),
-            "contact_sheet": self.contact_sheet_path.name if self.contact_sheet_path else None,
+            "contact_sheet": self.contact_sheet_paths[0].name if self.contact_sheet_paths else None,
+            "contact_sheets": [path.name for path in self.contact_sheet_paths],
             "images": [asdict(record) for record in self.images],
         }
 

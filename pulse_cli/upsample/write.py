@@ -1,5 +1,5 @@
 """Writing a job's outputs: each searched image, its latent, every step's images, its NIQE, and
-the contact sheet. Every file is written atomically.
+the contact sheet (paged, ``SHEET_COLUMNS`` images a page). Every file is written atomically.
 
 ``OutputWriter.write_image`` is where an output becomes a file: a step that puts the upsampled
 image back into a larger photo (paste-back) belongs there.
@@ -8,17 +8,18 @@ image back into a larger photo (paste-back) belongs there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pulse_cli.atomic import atomic_save_image, atomic_write
-from pulse_cli.contact_sheet import SheetColumn
+from pulse_cli.contact_sheet import SheetColumn, save_contact_sheet
 from pulse_cli.images import InputImageError, load_input, read_image, to_pil
 from pulse_cli.search import SearchResult, StepReport
 from pulse_cli.upsample.plan import output_path
-from pulse_cli.upsample.report import UpsampleReport
+from pulse_cli.upsample.report import ImageRecord, UpsampleReport
 
 NIQE_MIN_SIDE = 192  # NIQE's 96-pixel blocks at two scales
 SHEET_COLUMNS = 16
@@ -82,19 +83,53 @@ class OutputWriter:
         return score if math.isfinite(score) else None
 
 
+def _with_outputs(report: UpsampleReport) -> list[ImageRecord]:
+    return [record for record in report.images if record.status != "failed" and record.output is not None]
+
+
+def sheet_pages(
+    report: UpsampleReport, resolution: int, per_page: int = SHEET_COLUMNS
+) -> Iterator[list[SheetColumn]]:
+    """Contact-sheet columns of every image of ``report`` that has an output, a page (at most
+    ``per_page`` images) at a time, so one page's images are in memory at once; an image whose
+    input or output cannot be read is left out of its page."""
+    records = _with_outputs(report)
+    for start in range(0, len(records), per_page):
+        columns = []
+        for record in records[start : start + per_page]:
+            try:
+                lr = load_input(record.input, resolution)
+                hr = read_image(report.output_dir / record.output)
+            except InputImageError:
+                continue
+            columns.append(SheetColumn(record.name, lr, hr, l2=record.l2, eps_met=record.eps_met))
+        yield columns
+
+
 def sheet_columns(report: UpsampleReport, resolution: int, limit: int = SHEET_COLUMNS) -> list[SheetColumn]:
     """Contact-sheet columns for the first ``limit`` images of ``report`` that have an output."""
-    columns = []
-    for record in report.images:
-        if record.status == "failed" or record.output is None:
-            continue
-        output = report.output_dir / record.output
-        try:
-            lr = load_input(record.input, resolution)
-            hr = read_image(output)
-        except InputImageError:
-            continue
-        columns.append(SheetColumn(record.name, lr, hr, l2=record.l2, eps_met=record.eps_met))
-        if len(columns) == limit:
-            break
-    return columns
+    return next(sheet_pages(report, resolution, limit), [])
+
+
+def page_paths(path: Path, pages: int) -> list[Path]:
+    """Where each page of a contact sheet goes: ``path`` for one page, else ``{stem}_1.png``, …"""
+    if pages == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_{page}{path.suffix}") for page in range(1, pages + 1)]
+
+
+def save_contact_sheets(report: UpsampleReport, resolution: int, path: Path) -> list[Path]:
+    """Draw the contact sheet of ``report``'s outputs at ``path``, paged when there are more than
+    ``SHEET_COLUMNS`` (``contact_sheet_1.png``, ``contact_sheet_2.png``, …), and remove the pages
+    of this name an earlier run left that this one did not draw. The paths written."""
+    pages = page_paths(path, math.ceil(len(_with_outputs(report)) / SHEET_COLUMNS))
+    written = [
+        save_contact_sheet(columns, page, resolution)
+        for columns, page in zip(sheet_pages(report, resolution), pages)
+        if columns
+    ]
+    ours = re.compile(rf"{re.escape(path.stem)}(_\d+)?{re.escape(path.suffix)}")
+    for stale in path.parent.iterdir():
+        if ours.fullmatch(stale.name) and stale not in written:
+            stale.unlink()
+    return written
