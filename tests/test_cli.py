@@ -127,6 +127,20 @@ def test_shard_flag_takes_a_disjoint_slice(dcgan_cache, tmp_path):
     assert (tmp_path / "out" / "report_shard1of2.json").is_file()
 
 
+def test_report_merge_writes_one_report_from_the_shards_reports(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {f"{n}.png": 8 for n in "abc"})
+    for shard in ("0/2", "1/2"):
+        assert invoke("upsample", inputs, "-o", tmp_path / "out", *FAST, "--shard", shard).exit_code == 0
+    result = invoke("report", "merge", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "3 upsampled" in result.stdout and f"report: {tmp_path / 'out' / 'report.json'}" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [record["name"] for record in report["images"]] == ["a", "b", "c"]
+    result = invoke("report", "merge", inputs)
+    assert result.exit_code == 2
+    assert_one_line_error(result, f"{inputs} holds no shard reports")
+
+
 def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monkeypatch):
     import pulse_cli.upsample.run
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 import pulse_cli
 from pulse_cli.upsample import Shard, UpsampleError
+from pulse_cli.upsample.merge import merge_shard_reports
 
 
 def test_shard_parses_k_of_n_counted_from_zero():
@@ -61,3 +62,5 @@ def test_two_launched_cpu_workers_upsample_each_image_once(dcgan_cache, tmp_path
     assert sorted(done) == names  # every image, each exactly once
     assert all(record["status"] == "ok" for report in reports for record in report["images"])
     assert sorted(p.stem for p in out.glob("face_*.png")) == names
+    merged = merge_shard_reports(out)
+    assert [record.name for record in merged.images] == names and merged.summary()["ok"] == len(names)

@@ -15,7 +15,8 @@ from PIL import Image
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample import Listener, Shard, UpsampleError, upsample_folder
+from pulse_cli.upsample import FolderLock, Listener, Shard, UpsampleError, upsample_folder
+from pulse_cli.upsample.merge import merge_shard_reports
 from pulse_cli.upsample.write import SHEET_COLUMNS
 
 TOY_LATENT = 48  # a 4x4 RGB image
@@ -253,6 +254,35 @@ def test_a_rerun_with_other_options_or_inputs_says_what_differs_unless_told_to_r
         upsample_folder(toy_generator(), inputs, out, OPTIONS.with_(steps=4))
     with pytest.raises(UpsampleError, match="choose one"):
         upsample_folder(toy_generator(), inputs, out, OPTIONS, overwrite=True, resume=True)
+
+
+def test_merged_shard_reports_hold_what_one_unsharded_run_records(tmp_path):
+    inputs = write_faces(tmp_path / "in", [f"{name}.png" for name in "abcde"])
+    out = tmp_path / "out"
+    for k in (1, 0):
+        upsample_folder(toy_generator(), inputs, out, OPTIONS, shard=Shard(k, 2))
+    whole = upsample_folder(toy_generator(), inputs, tmp_path / "whole", OPTIONS)
+
+    merged = merge_shard_reports(out)
+    assert merged.report_path == out / "report.json"
+    assert merged.contact_sheet_paths == [out / "contact_sheet.png"]
+    report = read_report(out)
+    assert report["shard"] is None and report["summary"] == read_report(tmp_path / "whole")["summary"]
+    keys = ("name", "status", "seed", "l2", "output")
+    expected = [[getattr(record, key) for key in keys] for record in whole.images]
+    assert [[record[key] for key in keys] for record in report["images"]] == expected
+
+    with FolderLock(out / ".pulse_shard1of2.lock"):  # a worker still running
+        with pytest.raises(UpsampleError, match="in use by another run"):
+            merge_shard_reports(out)
+    (out / "report_shard1of2.json").unlink()
+    with pytest.raises(UpsampleError, match="no report_shard1of2.json; has every worker run"):
+        merge_shard_reports(out)
+    upsample_folder(toy_generator(), inputs, out, OPTIONS, shard=Shard(0, 3))
+    with pytest.raises(UpsampleError, match="reports of runs in 2, 3 shards"):
+        merge_shard_reports(out)
+    with pytest.raises(UpsampleError, match="holds no shard reports"):
+        merge_shard_reports(tmp_path / "whole")
 
 
 def test_report_is_on_disk_before_each_image_is_announced(tmp_path):

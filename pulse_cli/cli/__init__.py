@@ -17,7 +17,18 @@ if (missing := missing_runtimes_message()) is not None:
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 # Each command module registers its commands on ``app`` when imported.
-from pulse_cli.cli import bench, demo, export, faces, fit_gaussian, models, niqe, plugins, upsample  # noqa: E402, F401
+from pulse_cli.cli import (  # noqa: E402, F401
+    bench,
+    demo,
+    export,
+    faces,
+    fit_gaussian,
+    models,
+    niqe,
+    plugins,
+    report,
+    upsample,
+)
 from pulse_cli.cli.app import app  # noqa: E402
 
 

@@ -145,6 +145,11 @@ def shard_suffix(shard: Shard | None) -> str:
     return "" if shard is None else f"_shard{shard.index}of{shard.count}"
 
 
+def lock_path(output_dir: Path, shard: Shard | None) -> Path:
+    """The lock file of a job (or of one shard of it) in ``output_dir``: ``.pulse{suffix}.lock``."""
+    return output_dir / f".pulse{shard_suffix(shard)}.lock"
+
+
 def make_plan(
     input_dir: Path,
     output_dir: Path,
@@ -175,5 +180,5 @@ def make_plan(
         shard=shard,
         report_path=output_dir / f"report{suffix}.json",
         sheet_path=output_dir / f"contact_sheet{suffix}.png",
-        lock_path=output_dir / f".pulse{suffix}.lock",
+        lock_path=lock_path(output_dir, shard),
     )

@@ -136,9 +136,14 @@ class Listener:
         """An output image was written, failed or skipped."""
 
 
+def known_fields() -> set[str]:
+    """The keys of an image record this version reads (others, from a later one, are dropped)."""
+    return {f.name for f in fields(ImageRecord)}
+
+
 def previous_records(path: Path) -> dict[str, dict[str, Any]]:
     """Records of earlier runs in this report, by name, to keep for the images they made."""
-    known = {f.name for f in fields(ImageRecord)}
+    known = known_fields()
     required = {f.name for f in fields(ImageRecord) if f.default is MISSING}
     try:
         images = json.loads(path.read_text())["images"]
