@@ -284,6 +284,7 @@ def test_a_second_run_into_a_locked_output_folder_names_the_first_and_exits_2(dc
     assert result.exit_code == 2, result.output
     assert_one_line_error(result, f"output folder {out} is in use by another run (pid {os.getpid()} on "
                           f"{socket.gethostname()}, started {started}")  # fmt: skip
+    assert result.stderr.startswith("error: ")  # the one line, no empty line of a progress bar before it
     assert sorted(p.name for p in out.iterdir()) == []  # nothing written, the first run's lock gone
     result = invoke("upsample", inputs, "-o", out, *FAST)
     assert result.exit_code == 0, result.output

@@ -162,7 +162,8 @@ def run_job(
             try:
                 report = job(ProgressListener(progress))
             finally:
-                progress.stop()
+                if progress.live.is_started:  # stopping a bar never shown prints an empty line
+                    progress.stop()
     except UpsampleError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
