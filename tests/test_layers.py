@@ -19,7 +19,7 @@ LAYERS = [
     ["pulse_cli.plugins"],
     ["pulse_cli.export"],
     ["pulse_cli.models"],
-    ["pulse_cli.niqe"],
+    ["pulse_cli.niqe", "pulse_cli.faces"],
     ["pulse_cli.backends"],
     ["pulse_cli.search"],
     ["pulse_cli.upsample", "pulse_cli.contact_sheet"],
