@@ -151,3 +151,13 @@ def test_best_latent_and_noise_make_the_best_image_again(small_random_stylegan, 
     np.testing.assert_allclose(np.clip(image.numpy(), 0, 1), result.best_image, atol=1e-5)
     np.testing.assert_allclose(total.numpy(), result.best_total, rtol=1e-5)
     np.testing.assert_array_equal(result.best_total, result.log["TOTAL"][result.best_step, [0, 1]])
+
+
+def test_a_repeated_loss_term_is_logged_once_per_step(small_random_stylegan, two_references):
+    options = SearchOptions(steps=2, seed=1, loss_str="100*L2+1*L2+0.05*GEOCROSS")
+    result = search(small_random_stylegan, two_references, options)
+    assert sorted(result.log) == ["GEOCROSS", "L2", "TOTAL"]
+    assert result.log["L2"].shape == result.log["TOTAL"].shape == (2, 2)
+    np.testing.assert_allclose(
+        result.log["TOTAL"], 101 * result.log["L2"] + 0.05 * result.log["GEOCROSS"], rtol=1e-5
+    )

@@ -1,14 +1,15 @@
 """PULSE's loss terms, per image, and the ``100*L2+0.05*GEOCROSS`` grammar that weighs them.
 
 A term is a plain function ``term(inputs: LossInputs) -> Tensor [B]``: one value per image, so a
-search can keep the best image of each. PULSE's scalar loss is the sum of these over the batch.
+search can keep the best image of each. PULSE's scalar loss is the sum of these over the batch;
+the weighted sum itself is ``graphs.objective.Objective.forward``.
 Every term is made of operators that run under ``paddle.jit.to_static`` and export to ONNX.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import paddle
@@ -71,7 +72,12 @@ _SEPARATOR = re.compile(r"\+")
 
 
 def parse_loss_str(loss_str: str, known: Iterable[str]) -> list[tuple[float, str]]:
-    """``"100*L2+0.05*GEOCROSS"`` → ``[(100.0, "L2"), (0.05, "GEOCROSS")]``, checked against ``known``."""
+    """``"100*L2+0.05*GEOCROSS"`` → ``[(100.0, "L2"), (0.05, "GEOCROSS")]``, checked against ``known``.
+
+    A term named more than once is one term whose weight is the sum of its weights, in the place
+    of its first mention (``"100*L2+1*L2"`` → ``[(101.0, "L2")]``): every term is computed, logged
+    and reported once.
+    """
     known = sorted(known)
 
     def fail(cause: str) -> LossStringError:
@@ -80,7 +86,7 @@ def parse_loss_str(loss_str: str, known: Iterable[str]) -> list[tuple[float, str
             f"expected weight*TERM joined by '+', known terms: {', '.join(known)}"
         )
 
-    parsed = []
+    parsed: dict[str, float] = {}
     position = 0
     while True:
         match = _WEIGHTED_TERM.match(loss_str, position)
@@ -89,26 +95,11 @@ def parse_loss_str(loss_str: str, known: Iterable[str]) -> list[tuple[float, str
         weight, name = float(match.group(1)), match.group(2)
         if name not in known:
             raise fail(f"unknown term {name!r}")
-        parsed.append((weight, name))
+        parsed[name] = parsed.get(name, 0.0) + weight
         position = match.end()
         if position == len(loss_str):
-            return parsed
+            return [(total, term) for term, total in parsed.items()]
         if not _SEPARATOR.match(loss_str, position):
             raise fail(f"expected '+' at character {position + 1}")
         position += 1
 
-
-def weighted_loss(
-    parsed: Iterable[tuple[float, str]], terms: Mapping[str, LossTerm], inputs: LossInputs
-) -> tuple[paddle.Tensor, dict[str, paddle.Tensor]]:
-    """The weighted sum of the parsed terms [B], and each term's value [B] by name."""
-    values: dict[str, paddle.Tensor] = {}
-    total = None
-    for weight, name in parsed:
-        if name not in values:
-            values[name] = terms[name](inputs)
-        contribution = weight * values[name]
-        total = contribution if total is None else total + contribution
-    if total is None:
-        raise LossStringError("a loss needs at least one term")
-    return total, values

@@ -18,6 +18,7 @@ class Objective(nn.Layer):
     ``forward(latent [B, 1 or L, D], noise, ref_im [B,3,r,r])`` returns the image [B,3,R,R] in
     [0, 1], its bicubic downscale, the weighted total per image [B] and the stacked terms [T, B]
     in the order of ``term_names``. A latent with one layer is tiled over the generator's layers.
+    This is the one place the terms are weighed and summed; each term appears once.
     """
 
     def __init__(
@@ -33,6 +34,8 @@ class Objective(nn.Layer):
         self.downsample = BicubicDownsample(factor)
         self.weights = [float(weight) for weight, _ in weighted_terms]
         self.term_names = [name for _, name in weighted_terms]
+        if len(set(self.term_names)) != len(self.term_names):  # parse_loss_str merges repeats
+            raise ValueError(f"each loss term once, with its summed weight: got {self.term_names}")
         self.term_fns = [terms[name] for name in self.term_names]
         self.eps = float(eps)
 
