@@ -349,11 +349,18 @@ def test_stylegan_ffhq_weights_path_without_weights_names_the_path_and_what_it_h
 
 
 @pytest.mark.skipif(paddle.is_compiled_with_cuda(), reason="this Paddle has CUDA")
-def test_gpu_device_without_cuda_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("device", ["gpu", "gpu:1"])  # a numbered GPU, as Paddle names it
+def test_gpu_device_without_cuda_is_a_clear_error(tmp_path, device):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})
-    result = invoke("upsample", inputs, "-o", tmp_path / "out", "--device", "gpu")
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", "--device", device)
     assert result.exit_code == 2
     assert_one_line_error(result, "--device gpu: this Paddle was built without CUDA")
+
+
+def test_a_device_paddle_does_not_name_is_a_usage_error(tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", "--device", "gpu:one")
+    assert result.exit_code == 2 and "expected cpu, gpu or gpu:N" in result.output
 
 
 def _run_pulse(args: list[str], site: Path, **env: str) -> subprocess.CompletedProcess:

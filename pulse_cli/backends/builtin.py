@@ -5,8 +5,8 @@
   ``paddle.jit.to_static`` (``backends.compiled``); gradient steps and forward-only scoring run
   through it.
 - ``onnx``: forward-only scoring (``--starts``, and the final scoring of each output) runs an
-  exported scorer in onnxruntime (CUDA provider when present); the gradient steps run in eager
-  Paddle.
+  exported scorer in onnxruntime, on the device Paddle runs on (``export.onnx.providers``); the
+  gradient steps run in eager Paddle.
 """
 
 from __future__ import annotations

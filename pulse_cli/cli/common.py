@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pulse_cli.backends import backend_names
 from pulse_cli.cli.console import err, error_line, fail, out
+from pulse_cli.devices import Device, DeviceError, check_device
 from pulse_cli.errors import INTERRUPTED, INTERRUPTED_MESSAGE
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.registry import ModelError, load_generator
@@ -28,8 +29,9 @@ def interrupted() -> NoReturn:
     fail(INTERRUPTED_MESSAGE, INTERRUPTED)
 
 
-def use_device(device: str | None) -> None:
-    """Point Paddle at ``cpu`` or ``gpu``; a clear error when this Paddle has no usable GPU.
+def use_device(device: Device | None) -> None:
+    """Point Paddle at ``device`` (``cpu``, ``gpu``, ``gpu:N``); onnxruntime then runs on the same
+    one (``export.onnx.providers``). A clear error when this Paddle has no such GPU.
 
     ``None`` leaves Paddle's default (the GPU when Paddle was built with CUDA and sees one).
     """
@@ -37,15 +39,22 @@ def use_device(device: str | None) -> None:
         return
     import paddle
 
-    if device == "gpu":
-        if not paddle.is_compiled_with_cuda():
-            fail(
-                "--device gpu: this Paddle was built without CUDA; install the GPU build "
-                "(pip install 'pulse-cli[gpu]') or use --device cpu"
-            )
-        if paddle.device.cuda.device_count() == 0:
-            fail("--device gpu: Paddle has CUDA support but sees no GPU; use --device cpu")
-    paddle.set_device(device)
+    try:
+        check_device(device)
+    except DeviceError as exc:
+        fail(str(exc))
+    paddle.set_device(str(device))
+
+
+def device_option(help: str, panel: str | None = None) -> Any:
+    """A ``--device`` option (in the help panel ``panel``): ``cpu``, ``gpu`` or ``gpu:N``, parsed
+    into a ``Device``."""
+    return typer.Option(
+        help=f"{help} cpu, gpu or gpu:N (Paddle and onnxruntime both run there).",
+        parser=Device.parse,
+        metavar="DEVICE",
+        rich_help_panel=panel,
+    )
 
 
 def choices(name: str, values: Sequence[str]) -> Any:
@@ -53,7 +62,6 @@ def choices(name: str, values: Sequence[str]) -> Any:
     return Enum(name, {value: value for value in values}, type=str)
 
 
-Device = choices("Device", ("cpu", "gpu"))
 BackendChoice = choices("Backend", backend_names())  # the registry's, plugins' included
 
 

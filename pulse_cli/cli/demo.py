@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.common import Device, get_generator, run_job, use_device
+from pulse_cli.cli.common import Device, device_option, get_generator, run_job, use_device
 from pulse_cli.demo import FACES, SEARCH_SEED, run_demo
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions
@@ -24,7 +24,7 @@ def demo(
     faces: Annotated[int, typer.Option(min=1, max=16, help="How many faces to make and upsample.")] = FACES,
     steps: Annotated[int, typer.Option(min=1, help="Optimization steps per face.")] = DEFAULT_STEPS,
     model: Annotated[str, typer.Option(help="Generator to make faces and search with.")] = DEFAULT_MODEL,
-    device: Annotated[Device | None, typer.Option(help="Paddle device (default: Paddle's).")] = None,
+    device: Annotated[Device | None, device_option("Device (default: Paddle's):")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary, no progress.")] = False,
 ) -> None:
     """Make a few tiny faces with the default generator, upsample them back.
@@ -36,7 +36,7 @@ def demo(
 
     Example: pulse demo -o pulse-demo
     """
-    use_device(device.value if device else None)
+    use_device(device)
     generator = get_generator(model, None, None)
     options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=faces)
 

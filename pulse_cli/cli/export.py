@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.common import INTERRUPTED, err, fail, get_generator, out, use_device
+from pulse_cli.cli.common import INTERRUPTED, Device, err, fail, get_generator, out, use_device
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions
 
@@ -53,7 +53,7 @@ def export(
         parse_loss_str(loss_str, plugins.available("losses"))  # before any model download
     except ValueError as exc:
         fail(str(exc))
-    use_device("cpu")
+    use_device(Device("cpu"))
     generator = get_generator(model, weights, gaussian_fit)
     try:
         result = export_model(

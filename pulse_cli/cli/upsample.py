@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.common import BackendChoice, Device, choices, err, fail, get_generator, run_job, use_device
+from pulse_cli.cli.common import (
+    BackendChoice,
+    Device,
+    choices,
+    device_option,
+    err,
+    fail,
+    get_generator,
+    run_job,
+    use_device,
+)
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import LR_SCHEDULES, NOISE_TYPES, SearchOptions
 from pulse_cli.upsample import (
@@ -52,7 +62,7 @@ def upsample(
     model: Annotated[str, _option(MODEL, "Generator plugin (see `pulse models list`).")] = DEFAULT_MODEL,
     weights: Annotated[Path | None, _option(MODEL, "Weights file or folder for the model.")] = None,
     gaussian_fit: Annotated[Path | None, _option(MODEL, "StyleGAN gaussian fit (gaussian_fit.pt).")] = None,
-    device: Annotated[Device | None, _option(MODEL, "Paddle device (default: Paddle's, GPU if any).")] = None,
+    device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):", MODEL)] = None,
     backend: Annotated[BackendChoice, _option(MODEL, "How the forward pass runs.")] = DEFAULT_BACKEND,
     steps: Annotated[int, _option(SEARCH, "Optimization steps.")] = DEFAULTS.steps,
     eps: Annotated[float, _option(SEARCH, "Target for the downscaling loss (L2).")] = DEFAULTS.eps,
@@ -124,7 +134,7 @@ def upsample(
         prepare_output_dir(output_dir)
     except ValueError as exc:
         fail(str(exc))
-    use_device(device.value if device else None)
+    use_device(device)
     generator = get_generator(model, weights, gaussian_fit)
     if niqe and generator.resolution < NIQE_MIN_SIDE:
         err.print(f"note: no NIQE: it needs outputs of {NIQE_MIN_SIDE} px or more, {model} makes "

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import paddle
 
+from pulse_cli.devices import Device, paddle_device
 from pulse_cli.export import ExportError
 from pulse_cli.export.graphs import TensorSpec
 from pulse_cli.export.quiet import captured_output
@@ -108,17 +109,30 @@ def save_model(model: onnx.ModelProto, prefix: Path) -> Path:
     return path
 
 
-def providers() -> list[str]:
-    """onnxruntime execution providers to use: CUDA first when this onnxruntime has it."""
-    import onnxruntime
-
-    available = onnxruntime.get_available_providers()
-    return [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in available]
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+Provider = str | tuple[str, dict[str, object]]
 
 
-def open_session(path: Path, threads: int | None = None, on: Sequence[str] | None = None):
+def providers(device: Device | None = None, available: Sequence[str] | None = None) -> list[Provider]:
+    """onnxruntime execution providers for ``device`` (default: the one Paddle runs on), so both
+    runtimes compute on the same device: on ``gpu:N``, CUDA with ``device_id`` N when this
+    onnxruntime has it (``available``, default its own list), then the CPU; on the CPU, the CPU."""
+    if device is None:
+        device = paddle_device()
+    if available is None:
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+    chosen: list[Provider] = []
+    if device.is_gpu and CUDA in available:
+        chosen.append((CUDA, {"device_id": device.index}))
+    return [*chosen, CPU]
+
+
+def open_session(path: Path, threads: int | None = None, on: Sequence[Provider] | None = None):
     """An onnxruntime session over the ONNX file at ``path``, quiet and fully optimized, on the
-    execution providers ``on`` (default: ``providers()``)."""
+    execution providers ``on`` (default: ``providers()``, the device Paddle runs on)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -130,13 +144,23 @@ def open_session(path: Path, threads: int | None = None, on: Sequence[str] | Non
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=chosen)
 
 
+def session_device(session) -> str:
+    """Which provider, and for CUDA which GPU, a session runs on: ``CUDAExecutionProvider on
+    gpu:1`` or ``CPUExecutionProvider``."""
+    provider = session.get_providers()[0]
+    if provider != CUDA:
+        return provider
+    device_id = session.get_provider_options().get(CUDA, {}).get("device_id", "0")
+    return f"{provider} on gpu:{device_id}"
+
+
 class OnnxGraph:
     """An ONNX file run by onnxruntime: numpy in, numpy out."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.session = open_session(path, threads)
         self.input_names = [value.name for value in self.session.get_inputs()]
-        self.provider = self.session.get_providers()[0]
+        self.provider = session_device(self.session)
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, {name: np.ascontiguousarray(feed[name]) for name in self.input_names})
