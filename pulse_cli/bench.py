@@ -1,16 +1,21 @@
 """``pulse bench``: how fast each backend scores and searches, measured the way a search runs.
 
 Each backend is measured in its own fresh process (so peak memory and Paddle's global state are
-its own): the forward pass is the backend's forward-only scorer, timed on random latents; the
-search step (forward, backward, spherical optimizer step) is timed between the steps of a real
-``search``. The first ``warmup`` runs of each (compiling, exporting, lowering kernels) are left
-out, and each figure is the median of ``repeats`` runs with their minimum and maximum.
+its own), on one device for Paddle and onnxruntime alike (``config.device``, default Paddle's).
+One objective is built per backend (``search.build_objective``: compiled for ``static``); the
+forward pass is its forward-only scorer, timed on random latents, and the search step (forward,
+backward, spherical optimizer step) is timed between the steps of a real ``search`` of that same
+objective. The first ``warmup`` runs of each (compiling, exporting, lowering kernels) are left
+out of the timings and counted in the setup time; each figure is the median of ``repeats`` runs
+with their minimum and maximum. Peak memory is the highest resident (host) memory during the
+measurement: from building the objective to the last step.
 Without ``weights`` the model's architecture runs on random weights: speed does not depend on them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -42,6 +47,7 @@ class BenchConfig:
     warmup: int = 1
     weights: Path | None = None
     seed: int = 0
+    device: str | None = None  # cpu, gpu or gpu:N for Paddle and onnxruntime alike; None: Paddle's
 
 
 @dataclass
@@ -61,14 +67,26 @@ class Timing:
 @dataclass
 class BenchRow:
     """One backend's figures; ``step`` is None where the backend has no gradient steps of its own,
-    everything but ``error`` is empty when its measurement failed."""
+    everything but ``error`` is empty when its measurement failed.
+
+    ``device``: what Paddle and onnxruntime ran on. ``setup_seconds``: the measurement's time
+    outside the timed runs (building the objective and scorer: compiling, exporting, opening
+    sessions; the warm-up runs; the search's preparation). ``peak_rss_mib``: the highest resident
+    host memory during the measurement, ``rss_before_mib`` what was resident as it began (Python,
+    Paddle, the model); ``peak_rss_scope`` says which span the peak covers: ``measurement``, or
+    ``process`` where the kernel cannot reset the high-water mark (the process ran only this
+    backend).
+    """
 
     backend: str
+    device: str | None = None
     runs_on: dict[str, str] = field(default_factory=dict)
     forward: Timing | None = None
     step: Timing | None = None
     images_per_minute: float | None = None
     peak_rss_mib: float | None = None
+    rss_before_mib: float | None = None
+    peak_rss_scope: str | None = None
     setup_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
@@ -89,6 +107,32 @@ def _generator(config: BenchConfig):
     return generator
 
 
+def _status_mib(key: str) -> float | None:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in MiB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    found = re.search(rf"^{key}:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) / 1024.0 if found else None
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS span (Linux: ``5`` into ``/proc/self/clear_refs`` resets ``VmHWM``);
+    False where it cannot be reset, so the peak stays the process's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _status_mib("VmHWM") is not None
+
+
+def peak_rss_mib() -> float:
+    """The highest resident memory since ``reset_peak_rss`` (or since the process began), MiB."""
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _timed(run, count: int) -> list[float]:
     seconds = []
     for _ in range(count):
@@ -103,11 +147,13 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
     import paddle
 
     from pulse_cli.backends import get_backend
+    from pulse_cli.devices import Device, paddle_device
     from pulse_cli.export.bundle import default_resolution_lr
     from pulse_cli.options import SearchOptions
     from pulse_cli.search import build_objective, draw_start, search
 
-    paddle.set_device("cpu")
+    if config.device is not None:
+        paddle.set_device(str(Device.parse(config.device)))
     generator = _generator(config)
     generator.eval()
     for parameter in generator.parameters():
@@ -118,8 +164,10 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
     options = SearchOptions(seed=config.seed, backend=name, batch_size=config.batch)
     backend = get_backend(name)
 
+    rss_before = _status_mib("VmRSS")
+    scope = "measurement" if reset_peak_rss() else "process"
     began = time.perf_counter()
-    objective = build_objective(generator, generator.resolution // side, options)
+    objective = build_objective(generator, generator.resolution // side, options)  # the one objective
     scorer = backend.scorer(objective)
     start = draw_start(generator, config.batch, options, rng)
     forward = _timed(lambda: scorer.score(start.latent, start.noise, ref_im), config.warmup + config.repeats)
@@ -132,22 +180,27 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
     else:
         stamps: list[float] = []
         steps = config.warmup + config.repeats + 1
+        search_began = time.perf_counter()
         search(
             generator,
             ref_im,
             options.with_(steps=steps),
             on_step=lambda _: stamps.append(time.perf_counter()),
+            objective=objective,  # the program the forward was timed on, compiled once
         )
+        setup += stamps[config.warmup] - search_began  # preparation and warm-up steps
         step = Timing.of(list(np.diff(stamps))[config.warmup :], config.batch)
         images_per_minute = 60.0 / (SEARCH_STEPS * step.median)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return BenchRow(
         backend=name,
+        device=str(paddle_device()),
         runs_on=roles,
         forward=Timing.of(forward[config.warmup :], config.batch),
         step=step,
         images_per_minute=images_per_minute,
-        peak_rss_mib=peak,
+        peak_rss_mib=peak_rss_mib(),
+        rss_before_mib=rss_before,
+        peak_rss_scope=scope,
         setup_seconds=setup,
         notes=notes,
     )
@@ -192,12 +245,23 @@ def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
     return _row(result["row"])
 
 
+def _check_device(text: str) -> None:
+    from pulse_cli.devices import Device, DeviceError, check_device
+
+    try:
+        check_device(Device.parse(text))
+    except DeviceError as exc:
+        raise BenchError(str(exc)) from None
+
+
 def check_config(config: BenchConfig, selected: list[str]) -> None:
     """Refuse a benchmark that cannot run, before any process is started."""
     from pulse_cli.backends import backend_names
     from pulse_cli.models.registry import ModelError, get_spec
 
     known = backend_names()
+    if config.device is not None:
+        _check_device(config.device)
     unknown = [name for name in selected if name not in known]
     if unknown:
         raise BenchError(f"unknown backend {unknown[0]!r}; known: {', '.join(known)}, all")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import resource
 
+import numpy as np
+import paddle
 import pytest
 from typer.testing import CliRunner
 
 import pulse_cli.cli.bench  # noqa: F401  (registers the command)
-from pulse_cli.backends import backend_names
+from pulse_cli.backends import CompiledSynthesis, backend_names
 from pulse_cli.bench import SEARCH_STEPS, BenchConfig, BenchError, measure_backend, run_bench
 from pulse_cli.cli.app import app
 
@@ -31,6 +34,30 @@ def test_every_backend_gets_a_row_measured_in_its_own_process():
     assert onnx.step is None and onnx.images_per_minute is None
     assert onnx.runs_on["forward-only scoring"].startswith("onnxruntime")
     assert onnx.runs_on["gradient steps"] == "Paddle dygraph"
+
+
+def test_the_static_row_compiles_once_and_times_forward_and_steps_on_that_program(monkeypatch):
+    compiled = []
+    build = CompiledSynthesis.__init__
+
+    def counted(self, *args, **kwargs):
+        compiled.append(self)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompiledSynthesis, "__init__", counted)
+    row = measure_backend(BenchConfig("dcgan-digiface", 64, repeats=1, warmup=1), "static")
+    assert len(compiled) == 1
+    assert row.step is not None and row.runs_on["gradient steps"] == row.runs_on["forward-only scoring"]
+    assert row.setup_seconds > 0
+
+
+def test_peak_memory_is_the_measurements_not_the_processs():
+    held = np.ones(700 * 2**20 // 8)  # 700 MiB resident, then given back: the process's peak stays
+    del held
+    lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = measure_backend(BenchConfig("dcgan-digiface", 64, repeats=1, warmup=0), "dygraph")
+    assert row.peak_rss_scope == "measurement"
+    assert row.rss_before_mib <= row.peak_rss_mib < lifetime - 500
 
 
 def test_a_stylegan_runs_on_random_weights_without_any_file():
@@ -67,6 +94,19 @@ def test_bench_command_prints_a_table_and_says_what_ran_where():
     result = CliRunner().invoke(app, ["bench", "--backend", "dygraph", "--repeats", "1"])
     assert result.exit_code == 0, result.output
     assert "forward ms/img" in result.output and "dygraph: gradient steps: Paddle dygraph" in result.output
+    assert "device: cpu (Paddle and onnxruntime)" in result.output.splitlines()
+
+
+def test_paddle_and_onnxruntime_are_timed_on_the_device_asked_for():
+    rows = run_bench(BenchConfig("dcgan-digiface", 64, repeats=1, device="cpu"), ["onnx"])
+    assert rows[0].device == "cpu"
+    assert rows[0].runs_on["forward-only scoring"] == "onnxruntime (CPUExecutionProvider)"
+
+
+@pytest.mark.skipif(paddle.is_compiled_with_cuda(), reason="this Paddle has CUDA")
+def test_a_gpu_this_paddle_cannot_use_is_refused_before_any_process_starts():
+    with pytest.raises(BenchError, match="--device gpu: this Paddle was built without CUDA"):
+        run_bench(BenchConfig("dcgan-digiface", 64, device="gpu:1"), ["onnx"])
 
 
 def test_bench_command_reports_a_bad_backend_as_a_usage_error():

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from pulse_cli.backends import backend_names
 from pulse_cli.cli.app import app
-from pulse_cli.cli.common import INTERRUPTED, choices, err, error_line, fail, out
+from pulse_cli.cli.common import INTERRUPTED, Device, choices, device_option, err, error_line, fail, out
 from pulse_cli.models.registry import DEFAULT_MODEL
 
 ALL = "all"
@@ -28,6 +28,12 @@ def _ms(timing) -> str:
     return f"{values[0]} [{values[1]}–{values[2]}]"
 
 
+def _rss(row) -> str:
+    if row.peak_rss_scope != "measurement" or row.rss_before_mib is None:
+        return f"{row.peak_rss_mib:.0f} (process)"  # the high-water mark could not be reset
+    return f"{row.peak_rss_mib:.0f} (+{row.peak_rss_mib - row.rss_before_mib:.0f})"
+
+
 @app.command()
 def bench(
     backend: Annotated[BenchBackend, typer.Option(help="One backend, or all of them.")] = EVERY_BACKEND,
@@ -37,22 +43,25 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Timed runs of each measurement (median, min, max).")] = 3,
     warmup: Annotated[int, typer.Option(help="Untimed runs first (compiling, exporting).")] = 1,
     weights: Annotated[Path | None, typer.Option(help="Real weights (default: random ones).")] = None,
+    device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Time each backend's forward pass and search step on MODEL.
 
     One row per backend: forward ms per image, search step (forward +
     backward + optimizer) ms per image where the backend has one, images per
-    minute for a 100-step search, peak RSS, setup time. Each backend runs in
-    its own process; warm-up runs are left out; figures are the median of
-    the repeats with [min–max]. Random weights unless --weights is given.
+    minute for a 100-step search, peak RSS during the measurement, setup
+    time (compiling, exporting, warm-up runs). Each backend runs in its own
+    process, Paddle and onnxruntime on the same device; warm-up runs are
+    left out; figures are the median of the repeats with [min–max]. Random
+    weights unless --weights is given.
 
     Example: pulse bench --backend all --model stylegan-ffhq --resolution 1024 --repeats 3
     """
     from pulse_cli.bench import BenchConfig, BenchError, run_bench
 
     selected = list(backend_names()) if backend.value == ALL else [backend.value]
-    config = BenchConfig(model, resolution, batch, repeats, warmup, weights)
+    config = BenchConfig(model, resolution, batch, repeats, warmup, weights, device=device and str(device))
     try:
         rows = run_bench(config, selected)
     except BenchError as exc:
@@ -85,12 +94,19 @@ def print_table(rows, title: str) -> None:
             _ms(row.forward),
             _ms(row.step),
             per_minute,
-            f"{row.peak_rss_mib:.0f}",
+            _rss(row),
             f"{row.setup_seconds:.1f}",
         )
         table.add_row(row.backend, *map(escape, cells))
     out.print(table)
     out.print("img/min: images per minute for a 100-step search; step: forward + backward + optimizer")
+    out.print(
+        "peak RSS: highest resident host memory while the backend was measured, in a process of its "
+        "own (+N: above what was resident as the measurement began; process: the process's peak); "
+        "setup: compiling, exporting, warm-up runs"
+    )
+    for device in dict.fromkeys(row.device for row in rows if row.device):
+        out.print(f"device: {escape(device)} (Paddle and onnxruntime)")
     for row in rows:
         if row.runs_on:
             where = "; ".join(f"{role}: {runtime}" for role, runtime in row.runs_on.items())
