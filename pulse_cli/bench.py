@@ -30,6 +30,7 @@ import numpy as np
 from pulse_cli.errors import first_line
 
 SEARCH_STEPS = 100
+NIQE_SIDE = 1024  # the side of the image NIQE is timed on (``pulse bench --niqe``)
 
 
 class BenchError(ValueError):
@@ -93,6 +94,57 @@ class BenchRow:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass
+class NiqeRow:
+    """NIQE's time per image for one variant and backend; ``setup_seconds`` is its warm-up runs
+    (for ``onnx``: exporting the graph when the cache lacks it, opening the session)."""
+
+    variant: str
+    backend: str
+    seconds: Timing | None = None
+    setup_seconds: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def niqe_test_image(side: int, seed: int) -> np.ndarray:
+    """A fixed ``side``×``side`` RGB uint8 image for timing NIQE: a 32×32 random image from
+    ``seed`` enlarged bicubically, plus mild noise (smooth areas and texture, as a photo has)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8))
+    image = np.asarray(small.resize((side, side), Image.BICUBIC), np.float64)
+    return np.clip(image + rng.normal(0.0, 4.0, image.shape), 0, 255).astype(np.uint8)
+
+
+def measure_niqe(config: BenchConfig, side: int = NIQE_SIDE) -> list[NiqeRow]:
+    """Time NIQE, every variant with every backend, on one ``side``² image (``niqe_test_image``),
+    in this process: ``config.warmup`` untimed runs, then ``config.repeats`` timed ones."""
+    from pulse_cli.niqe import BACKENDS, VARIANTS
+
+    image = niqe_test_image(side, config.seed)
+    return [_time_niqe(image, variant, backend, config) for variant in VARIANTS for backend in BACKENDS]
+
+
+def _time_niqe(image: np.ndarray, variant: str, backend: str, config: BenchConfig) -> NiqeRow:
+    from pulse_cli.niqe import niqe
+
+    def score() -> None:
+        niqe(image, variant, backend)
+
+    try:
+        began = time.perf_counter()
+        _timed(score, config.warmup)
+        setup = time.perf_counter() - began
+        seconds = _timed(score, config.repeats)
+    except Exception as exc:  # one failing variant or backend still leaves the others' rows
+        return NiqeRow(variant, backend, error=first_line(exc))
+    return NiqeRow(variant, backend, Timing.of(seconds, 1), setup)
 
 
 def _generator(config: BenchConfig):

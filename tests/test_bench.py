@@ -12,8 +12,18 @@ from typer.testing import CliRunner
 
 import pulse_cli.cli.bench  # noqa: F401  (registers the command)
 from pulse_cli.backends import CompiledSynthesis, backend_names
-from pulse_cli.bench import SEARCH_STEPS, BenchConfig, BenchError, measure_backend, run_bench
+from pulse_cli.bench import (
+    NIQE_SIDE,
+    SEARCH_STEPS,
+    BenchConfig,
+    BenchError,
+    measure_backend,
+    measure_niqe,
+    niqe_test_image,
+    run_bench,
+)
 from pulse_cli.cli.app import app
+from pulse_cli.niqe import BACKENDS, VARIANTS, niqe
 
 
 def _assert_timing(timing) -> None:
@@ -122,3 +132,31 @@ def test_a_backend_that_fails_gets_a_row_with_its_error(tmp_path):
         app, ["bench", "--backend", "dygraph", "--weights", str(tmp_path / "missing.pdparams")]
     )
     assert result.exit_code == 1 and "failed" in result.output
+
+
+def test_niqe_is_timed_for_every_variant_and_backend():
+    rows = measure_niqe(BenchConfig("dcgan-digiface", 64, repeats=2, warmup=1), side=192)
+    assert [(row.variant, row.backend) for row in rows] == [(v, b) for v in VARIANTS for b in BACKENDS]
+    for row in rows:
+        assert row.error is None and row.setup_seconds > 0
+        _assert_timing(row.seconds)
+
+
+def test_the_niqe_test_image_is_fixed_by_the_seed_and_scores():
+    image = niqe_test_image(192, seed=4)
+    assert image.shape == (192, 192, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, niqe_test_image(192, seed=4))
+    assert np.isfinite(niqe(image))
+
+
+def test_bench_command_times_niqe_on_a_1024_image():
+    result = CliRunner().invoke(
+        app, ["bench", "--backend", "onnx", "--niqe", "--repeats", "1", "--warmup", "0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["niqe"]["side"] == NIQE_SIDE == 1024
+    assert [(row["variant"], row["backend"]) for row in data["niqe"]["rows"]] == [
+        (v, b) for v in VARIANTS for b in BACKENDS
+    ]
+    assert all(row["seconds"]["median"] > 0 for row in data["niqe"]["rows"])

@@ -44,6 +44,9 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed runs first (compiling, exporting).")] = 1,
     weights: Annotated[Path | None, typer.Option(help="Real weights (default: random ones).")] = None,
     device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):")] = None,
+    niqe: Annotated[
+        bool, typer.Option("--niqe", help="Also time NIQE (each variant and backend) on a 1024x1024 image.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Time each backend's forward pass and search step on MODEL.
@@ -56,29 +59,50 @@ def bench(
     left out; figures are the median of the repeats with [min–max]. Random
     weights unless --weights is given.
 
+    With --niqe, a second table times NIQE (matlab and paddle-pulse, numpy
+    and onnx) on a fixed 1024x1024 image.
+
     Example: pulse bench --backend all --model stylegan-ffhq --resolution 1024 --repeats 3
     """
-    from pulse_cli.bench import BenchConfig, BenchError, run_bench
+    from pulse_cli.bench import NIQE_SIDE, BenchConfig, BenchError, measure_niqe, run_bench
 
     selected = list(backend_names()) if backend.value == ALL else [backend.value]
     config = BenchConfig(model, resolution, batch, repeats, warmup, weights, device=device and str(device))
     try:
         rows = run_bench(config, selected)
+        niqe_rows = measure_niqe(config) if niqe else []
     except BenchError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=INTERRUPTED)
-    failed = [row for row in rows if row.error]
     if as_json:
         data = {"config": {**vars(config), "weights": str(weights) if weights else None}}
-        typer.echo(json.dumps({**data, "rows": [row.to_dict() for row in rows]}))
+        data["rows"] = [row.to_dict() for row in rows]
+        if niqe:
+            data["niqe"] = {"side": NIQE_SIDE, "rows": [row.to_dict() for row in niqe_rows]}
+        typer.echo(json.dumps(data))
     else:
-        print_table(
-            rows, f"{model} {resolution}x{resolution}, batch {batch}: median [min–max] of {repeats} runs"
-        )
-    for row in failed:
-        error_line(f"{row.backend}: {row.error}")
+        runs = f"median [min–max] of {repeats} runs"
+        print_table(rows, f"{model} {resolution}x{resolution}, batch {batch}: {runs}")
+        if niqe:
+            print_niqe_table(niqe_rows, f"NIQE of one {NIQE_SIDE}x{NIQE_SIDE} image: {runs}")
+    failed = [(row.backend, row.error) for row in rows if row.error]
+    failed += [(f"NIQE {row.variant} {row.backend}", row.error) for row in niqe_rows if row.error]
+    for what, error in failed:
+        error_line(f"{what}: {error}")
     raise typer.Exit(1 if failed else 0)
+
+
+def print_niqe_table(rows, title: str) -> None:
+    """NIQE's rows as a rich table: ms per image and setup for each variant and backend."""
+    table = Table("variant", "backend", "ms/img", "setup s", title=escape(title))
+    for row in rows:
+        if row.error:
+            table.add_row(row.variant, row.backend, "[red]failed[/]", "—")
+            continue
+        table.add_row(row.variant, row.backend, escape(_ms(row.seconds)), f"{row.setup_seconds:.2f}")
+    out.print(table)
+    out.print("setup: the warm-up runs (onnx: exporting the graph unless cached, opening the session)")
 
 
 def print_table(rows, title: str) -> None:
