@@ -1,9 +1,15 @@
-"""Reading low-resolution input images: any common format and mode in, RGB floats out, or a clear error."""
+"""Reading low-resolution input images: any common format and mode in, RGB floats out, or a clear error.
+
+``decode_image`` is the guarded decode itself (size limit from the header, decompression bombs,
+one-line errors); ``pulse niqe`` reads its files through it too.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +20,7 @@ FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 MAX_PIXELS = 4096 * 4096  # far above any sensible input; more is a decompression bomb or a mistake
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}
+T = TypeVar("T")
 
 
 class InputImageError(ValueError):
@@ -45,11 +52,15 @@ def _signature(path: Path) -> str | None:
     return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as float32 RGB [3, H, W] in [0, 1]: PNG, JPEG, BMP or WebP, any mode.
+def decode_image(
+    path: str | Path, convert: Callable[[Image.Image], T], formats: Sequence[str] | None = FORMATS
+) -> T:
+    """``convert`` applied to the decoded image file at ``path`` (one of ``formats``; None: any
+    format Pillow reads), guarded against what should not be decoded.
 
     Raises ``InputImageError`` for a missing, unreadable, empty, truncated, corrupt or non-image
-    file, and for one over ``MAX_PIXELS`` (checked from the header, before decoding).
+    file, and for one over ``MAX_PIXELS`` (checked from the header, before decoding) or that
+    Pillow takes for a decompression bomb.
     """
     path = Path(path)
     try:
@@ -57,7 +68,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raise InputImageError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as image:
+            with Image.open(path, formats=formats) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise InputImageError(
@@ -66,14 +77,16 @@ def read_image(path: str | Path) -> np.ndarray:
                 if width == 0 or height == 0:
                     raise InputImageError(path, f"image has no pixels ({width}x{height})")
                 image.load()
-                return np.ascontiguousarray(_to_rgb(image).transpose(2, 0, 1))
+                return convert(image)
     except InputImageError:
         raise
     except UnidentifiedImageError:
         kind = _signature(path)
         if kind is not None:
             raise InputImageError(path, f"truncated or corrupt {kind} file") from None
-        raise InputImageError(path, f"not an image in a supported format ({', '.join(FORMATS)})") from None
+        if formats is None:
+            raise InputImageError(path, "not an image file (Pillow cannot identify its format)") from None
+        raise InputImageError(path, f"not an image in a supported format ({', '.join(formats)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputImageError(path, f"too many pixels to decode safely ({exc})") from None
     except FileNotFoundError:
@@ -84,6 +97,14 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputImageError(path, "cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(path, f"truncated or corrupt image ({first_line(exc)})") from None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as float32 RGB [3, H, W] in [0, 1]: PNG, JPEG, BMP or WebP, any mode.
+
+    Raises ``InputImageError`` as ``decode_image`` does.
+    """
+    return decode_image(path, lambda image: np.ascontiguousarray(_to_rgb(image).transpose(2, 0, 1)))
 
 
 def upscale_factor(side: int, resolution: int) -> int | None:

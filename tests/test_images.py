@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from crafted_images import png_header_only
 from file_modes import python_obeying_file_modes
 from PIL import Image
 
 from pulse_cli.images import MAX_PIXELS, InputImageError, load_input, read_image, upscale_factor, valid_sides
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header announces ``width``×``height`` RGB pixels, with (almost) no pixel data."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + pixels
 
 
 def _gradient(side: int = 16) -> np.ndarray:
@@ -116,7 +103,7 @@ def test_truncated_file_is_refused(tmp_path, fmt, suffix):
 
 def test_header_only_image_is_refused_as_truncated(tmp_path):
     path = tmp_path / "header.png"
-    path.write_bytes(_png_header_only(16, 16)[:40])
+    path.write_bytes(png_header_only(16, 16)[:40])
     with pytest.raises(InputImageError) as error:
         read_image(path)
     _assert_one_line_naming(error, path, "truncated or corrupt PNG")
@@ -140,7 +127,7 @@ def test_unsupported_image_format_is_refused(tmp_path):
 def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path):
     side = int(MAX_PIXELS**0.5) + 1
     path = tmp_path / "huge.png"
-    path.write_bytes(_png_header_only(side, side))
+    path.write_bytes(png_header_only(side, side))
     with pytest.raises(InputImageError) as error:
         read_image(path)
     _assert_one_line_naming(error, path, f"image is {side}x{side}, over the")
@@ -148,7 +135,7 @@ def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path):
 
 def test_decompression_bomb_is_refused(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(20000, 20000))  # 400 megapixels announced in a few bytes
+    path.write_bytes(png_header_only(20000, 20000))  # 400 megapixels announced in a few bytes
     with pytest.raises(InputImageError) as error:
         read_image(path)
     _assert_one_line_naming(error, path, "too many pixels to decode safely")

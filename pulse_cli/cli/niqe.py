@@ -12,8 +12,9 @@ import typer
 from rich.table import Table
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.common import fail, out
-from pulse_cli.niqe import BACKENDS, VARIANTS, NiqeError, niqe
+from pulse_cli.cli.common import err, fail, out
+from pulse_cli.niqe import BACKENDS, VARIANTS, NiqeError, NiqeTooSmall, niqe
+from pulse_cli.niqe.variants import BLOCK
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -25,6 +26,7 @@ class Score:
     path: str
     value: float | None = None
     error: str | None = None
+    too_small: bool = False  # fewer than two whole 96x96 blocks: said once for all such images
 
 
 def image_files(paths: list[Path]) -> list[tuple[Path, str | None]]:
@@ -51,6 +53,9 @@ def score_all(paths: list[Path], variant: str, backend: str) -> list[Score]:
             continue
         try:
             scores.append(Score(str(path), value=niqe(path, variant=variant, backend=backend)))
+        except NiqeTooSmall as error:
+            small = f"too small: {error.width}x{error.height} px"
+            scores.append(Score(str(path), error=small, too_small=True))
         except NiqeError as error:
             scores.append(Score(str(path), error=_reason(error, path)))
     return scores
@@ -67,6 +72,26 @@ def mean_score(scores: list[Score]) -> float | None:
     """The mean NIQE over the images that have one."""
     values = [s.value for s in scores if s.value is not None]
     return math.fsum(values) / len(values) if values else None
+
+
+def mean_label(scores: list[Score]) -> str:
+    """What the mean covers: ``mean of 3 images``, or ``mean of 1 of 7 images`` when some have none."""
+    scored = sum(s.value is not None for s in scores)
+    if scored == len(scores):
+        return f"mean of {scored} image{'s' if scored != 1 else ''}"
+    return f"mean of {scored} of {len(scores)} images (the others have no score)"
+
+
+def too_small_note(scores: list[Score]) -> str | None:
+    """One line for every image too small for NIQE, or None when there is none."""
+    count = sum(s.too_small for s in scores)
+    if not count:
+        return None
+    which = "1 image is" if count == 1 else f"{count} images are"
+    return (
+        f"{which} too small for NIQE, which needs two whole {BLOCK}x{BLOCK} blocks (at least "
+        f"{2 * BLOCK}x{BLOCK} px): no score"
+    )
 
 
 @app.command("niqe")
@@ -97,10 +122,15 @@ def niqe_command(
             "backend": backend,
             "images": [{"path": s.path, "niqe": s.value, "error": s.error} for s in scores],
             "mean": mean,
+            "mean_of": sum(s.value is not None for s in scores),
+            "too_small": sum(s.too_small for s in scores),
         }
         typer.echo(json.dumps(report, indent=2))
     else:
         out.print(_table(scores, mean, variant))
+    note = too_small_note(scores)
+    if note:
+        err.print(f"note: {note}")
     if any(s.error is not None for s in scores):
         raise typer.Exit(1)
 
@@ -113,7 +143,6 @@ def _table(scores: list[Score], mean: float | None, variant: str) -> Table:
     table.add_column("note", overflow="fold")
     for s in scores:
         table.add_row(s.path, "-" if s.value is None else f"{s.value:.4f}", s.error or "")
-    scored = sum(s.value is not None for s in scores)
     table.add_section()
-    table.add_row(f"mean of {scored} image(s)", "-" if mean is None else f"{mean:.4f}", "")
+    table.add_row(mean_label(scores), "-" if mean is None else f"{mean:.4f}", "")
     return table

@@ -9,7 +9,7 @@ end with the same Mahalanobis step against the pristine model.
 
 from __future__ import annotations
 
-from pulse_cli.niqe.errors import NiqeError
+from pulse_cli.niqe.errors import NiqeError, NiqeTooSmall
 from pulse_cli.niqe.features import block_features
 from pulse_cli.niqe.luma import ImageLike, block_grid, image_name, to_array, to_luma
 from pulse_cli.niqe.score import niqe_score
@@ -17,14 +17,15 @@ from pulse_cli.niqe.variants import BLOCK, VARIANTS, get_variant
 
 BACKENDS = ("numpy", "onnx")
 
-__all__ = ["BACKENDS", "VARIANTS", "NiqeError", "niqe"]
+__all__ = ["BACKENDS", "VARIANTS", "NiqeError", "NiqeTooSmall", "niqe"]
 
 
 def niqe(image: ImageLike, variant: str = "matlab", backend: str = "numpy") -> float:
     """The NIQE of ``image``: a path, a PIL image, or an H×W / H×W×3 uint8 or float array in [0, 255].
 
-    Raises NiqeError (naming the image) when it cannot be read or holds fewer than two whole
-    96×96 blocks; ValueError for an unknown variant or backend.
+    Raises NiqeError (naming the image) when it cannot be read (files go through
+    ``images.decode_image``: no huge images, no decompression bombs), NiqeTooSmall when it holds
+    fewer than two whole 96×96 blocks; ValueError for an unknown variant or backend.
     """
     chosen = get_variant(variant)
     if backend not in BACKENDS:

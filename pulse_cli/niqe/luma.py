@@ -7,12 +7,12 @@ library that reads every file as colour sees it); an H×W array is taken as the 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from pulse_cli.niqe.errors import NiqeError
+from pulse_cli.images import InputImageError, decode_image
+from pulse_cli.niqe.errors import NiqeError, NiqeTooSmall
 from pulse_cli.niqe.variants import BLOCK, Variant
 from pulse_cli.niqe.workspace import workspace
 
@@ -41,15 +41,10 @@ def to_array(image: ImageLike) -> np.ndarray:
     """The image as an H×W or H×W×3 array of values in [0, 255] (uint8 or float)."""
     name = image_name(image)
     if isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(Path(image)) as opened:
-                return np.asarray(opened.convert("RGB"))
-        except FileNotFoundError:
-            raise NiqeError(f"{name}: no such file") from None
-        except UnidentifiedImageError:
-            raise NiqeError(f"{name}: not an image file (PIL cannot identify its format)") from None
-        except OSError as error:
-            raise NiqeError(f"{name}: not a readable image ({error})") from None
+        try:  # any format Pillow reads, with the inputs' guard against huge images and bombs
+            return decode_image(image, lambda opened: np.asarray(opened.convert("RGB")), formats=None)
+        except InputImageError as error:
+            raise NiqeError(str(error)) from None
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
@@ -110,8 +105,10 @@ def block_grid(shape: tuple[int, ...], name: str) -> tuple[int, int]:
     height, width = shape[:2]
     rows, cols = height // BLOCK, width // BLOCK
     if rows * cols < 2:
-        raise NiqeError(
+        raise NiqeTooSmall(
             f"{name}: {width}x{height} px holds {rows * cols} whole {BLOCK}x{BLOCK} block(s); NIQE needs at "
-            f"least 2 (at least {2 * BLOCK} px on one side and {BLOCK} on the other)"
+            f"least 2 (at least {2 * BLOCK} px on one side and {BLOCK} on the other)",
+            width,
+            height,
         )
     return rows, cols

@@ -1,0 +1,18 @@
+"""Image files made byte by byte for tests: headers that announce more than the file holds."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header announces ``width``×``height`` RGB pixels, with (almost) no pixel data."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + pixels
