@@ -371,6 +371,22 @@ def _run_pulse(args: list[str], site: Path, **env: str) -> subprocess.CompletedP
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
 
 
+def test_static_backend_keeps_third_party_logging_off_the_terminal_unless_verbose(
+    dcgan_cache, tmp_path, monkeypatch
+):
+    """Paddle's glog lines (oneDNN, the PIR executor) and its Python warnings: none on a plain
+    run's stderr, all of them with ``pulse --verbose``."""
+    monkeypatch.delenv("GLOG_minloglevel", raising=False)  # importing pulse_cli.cli here set it
+    inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16})
+    run = ["upsample", str(inputs), "--backend", "static", *FAST, "--json"]
+    quiet = _run_pulse([*run, "-o", str(tmp_path / "quiet")], tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == []
+    verbose = _run_pulse(["--verbose", *run, "-o", str(tmp_path / "verbose")], tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert len(verbose.stderr.splitlines()) > 0
+
+
 def test_example_plugin_loss_runs_end_to_end(dcgan_cache, tv_plugin_site, tmp_path):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})
     loss = "100*L2+0.05*GEOCROSS+0.01*TV"

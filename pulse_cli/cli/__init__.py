@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 from pulse_cli.cli.console import USAGE_ERROR, error_line
+from pulse_cli.export.quiet import quiet_third_party
 from pulse_cli.runtimes import missing_runtimes_message
+
+VERBOSE = "--verbose"
+
+
+def verbose_requested(argv: list[str]) -> bool:
+    """Whether ``pulse --verbose …`` was asked for: the option before the command's name."""
+    for arg in argv:
+        if arg == VERBOSE:
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
 
 # Before the commands import Paddle: a missing runtime is one line, not an ImportError traceback.
 if (missing := missing_runtimes_message()) is not None:
     error_line(missing)
     sys.exit(USAGE_ERROR)
 
-# Paddle warns on import that it cannot find ccache (for compiling C++ extensions, unused here).
-warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+# Before Paddle is imported (by the command modules): glog reads its level once, at import.
+quiet_third_party(verbose=verbose_requested(sys.argv[1:]))
 
 # Each command module registers its commands on ``app`` when imported.
 from pulse_cli.cli import (  # noqa: E402, F401

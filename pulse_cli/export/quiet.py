@@ -6,7 +6,24 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
+
+GLOG_LEVEL = "GLOG_minloglevel"  # glog, which Paddle logs through, reads it when Paddle is imported
+GLOG_ERRORS_ONLY = "2"  # 0 INFO, 1 WARNING, 2 ERROR, 3 FATAL
+THIRD_PARTY_MODULES = r"(paddle|paddle2onnx|onnx|onnxruntime)(\.|$)"
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Keep third-party logging out of the terminal, before Paddle is imported: glog's INFO and
+    WARNING lines (oneDNN, the PIR executor, to_static), unless ``GLOG_minloglevel`` is set already,
+    and Python warnings raised inside Paddle, paddle2onnx and onnx. With ``verbose``, nothing is
+    hidden but Paddle's note that it found no ccache (for C++ extensions, which are never built)."""
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    if verbose:
+        return
+    os.environ.setdefault(GLOG_LEVEL, GLOG_ERRORS_ONLY)
+    warnings.filterwarnings("ignore", module=THIRD_PARTY_MODULES)
 
 
 @contextlib.contextmanager
