@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+import typer
 from file_modes import run_obeying_file_modes
 from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
+from pulse_cli.images import valid_sides
+from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
 from pulse_cli.upsample import FolderLock
 from pulse_cli.weights import read_weights
 
@@ -458,9 +462,48 @@ def test_fit_gaussian_writes_a_fit_of_the_mapping_network(reference_dir, tmp_pat
         assert np.isfinite(fit["mean"]).all() and (fit["std"] > 0).all()
 
 
-def test_every_command_has_help_with_an_example():
-    for command in (["upsample"], ["demo"], ["models", "list"], ["models", "pull"], ["models", "info"],
-                    ["models", "convert"], ["fit-gaussian"], ["plugins", "list"]):
-        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
-        assert result.exit_code == 0, command
-        assert "Example: pulse" in result.stdout, command
+def _commands(group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """Every command registered on the app (Typer's click group), sub-commands of groups
+    (``models list``) included."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, typer.core.TyperGroup):
+            found += _commands(command, (*path, name))
+        else:
+            found.append(((*path, name), command))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+def test_the_help_test_sees_every_command():
+    names = [" ".join(path) for path, _ in COMMANDS]
+    assert {"upsample", "bench", "niqe", "export", "demo", "models list", "plugins list"} <= set(names)
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_every_command_has_help_with_an_example(path, command):
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, path
+    assert f"Example: pulse {' '.join(path)}" in result.stdout, path
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_help_texts_show_their_brackets(path, command):
+    """Rich markup would eat ``[min–max]``: every bracketed text of a command's help and of its
+    options' helps is shown as written."""
+    texts = [command.help or "", *(param.help or "" for param in command.params if hasattr(param, "help"))]
+    bracketed = [match.group(1) for text in texts for match in re.finditer(r"\\?(\[[^\]\n]*\])", text)]
+    shown = " ".join(runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"}).stdout.split())
+    for text in bracketed:
+        assert " ".join(text.split()) in shown, (path, text)
+
+
+def test_upsample_help_names_the_input_sides_the_default_model_takes():
+    resolution = get_spec(DEFAULT_MODEL).resolution
+    sides = valid_sides(resolution)
+    shown = " ".join(runner.invoke(app, ["upsample", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert f"({min(sides)} to {max(sides)} px for the default {resolution} px model)" in shown
+
+

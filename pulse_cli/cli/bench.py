@@ -56,7 +56,7 @@ def bench(
     minute for a 100-step search, peak RSS during the measurement, setup
     time (compiling, exporting, warm-up runs). Each backend runs in its own
     process, Paddle and onnxruntime on the same device; warm-up runs are
-    left out; figures are the median of the repeats with [min–max]. Random
+    left out; figures are the median of the repeats with \\[min–max]. Random
     weights unless --weights is given.
 
     With --niqe, a second table times NIQE (matlab and paddle-pulse, numpy

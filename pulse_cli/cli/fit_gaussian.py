@@ -24,7 +24,7 @@ def fit_gaussian(
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Where to write the fit (.npz or .pdparams) "
-                     "[default: gaussian_fit.npz beside MAPPING]", show_default=False),
+                     "\\[default: gaussian_fit.npz beside MAPPING]", show_default=False),
     ] = None,
     samples: Annotated[int, typer.Option(help="Latent samples to fit over (PULSE: 1,000,000).")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,

@@ -109,7 +109,14 @@ def niqe_command(
     backend: Annotated[str, typer.Option(help="numpy, or onnx (a Paddle graph in onnxruntime).")] = "numpy",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """NIQE (lower is more natural) of each image, and their mean. Exits 1 if any image has none."""
+    """NIQE (lower is more natural) of each image, and their mean. Exits 1 if any image has none.
+
+    Folders stand for the image files in them. An image needs two whole
+    96x96 blocks (at least 192x96 px); smaller ones get no score, and the
+    mean says how many images it covers.
+
+    Example: pulse niqe out/ --variant matlab
+    """
     if variant not in VARIANTS:
         fail(f"--variant: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if backend not in BACKENDS:

@@ -109,9 +109,9 @@ def upsample(
 ) -> None:
     """Upsample every face in INPUT_DIR with PULSE into OUTPUT_DIR.
 
-    Inputs: square PNG, JPEG, BMP or WebP images whose side divides the
-    model's resolution by a power of two (8, 16 or 32 px for the default
-    64 px model). Writes {stem}.png per input, report.json and
+    Inputs: square PNG, JPEG, BMP or WebP images whose side is the model's
+    resolution divided by a power of two (2 to 32 px for the default 64 px
+    model). Writes {stem}.png per input, report.json and
     contact_sheet.png; existing outputs are skipped, so a rerun resumes
     (a rerun with other options stops and says which differ: --overwrite
     or --resume).
