@@ -179,7 +179,7 @@ def reset_peak_rss() -> bool:
     return _status_mib("VmHWM") is not None
 
 
-def peak_rss_mib() -> float:
+def peak_rss_since_reset() -> float:
     """The highest resident memory since ``reset_peak_rss`` (or since the process began), MiB."""
     peak = _status_mib("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -250,7 +250,7 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
         forward=Timing.of(forward[config.warmup :], config.batch),
         step=step,
         images_per_minute=images_per_minute,
-        peak_rss_mib=peak_rss_mib(),
+        peak_rss_mib=peak_rss_since_reset(),
         rss_before_mib=rss_before,
         peak_rss_scope=scope,
         setup_seconds=setup,
