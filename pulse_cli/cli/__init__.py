@@ -30,6 +30,7 @@ if (missing := missing_runtimes_message()) is not None:
 quiet_third_party(verbose=verbose_requested(sys.argv[1:]))
 
 # Each command module registers its commands on ``app`` when imported.
+from pulse_cli import allocator  # noqa: E402
 from pulse_cli.cli import (  # noqa: E402, F401
     bench,
     demo,
@@ -46,5 +47,12 @@ from pulse_cli.cli.app import app  # noqa: E402
 
 
 def main() -> None:
-    """Entry point of the ``pulse`` console script."""
+    """Entry point of the ``pulse`` console script: the allocator setting first, before any
+    command has allocated a tensor (glibc's thresholds apply to blocks allocated after them), then
+    the command."""
+    try:
+        allocator.apply(allocator.requested_mode())
+    except ValueError as exc:
+        error_line(f"{allocator.ENV_MODE}: {exc}")
+        raise SystemExit(USAGE_ERROR) from None
     app()

@@ -1,0 +1,146 @@
+"""The allocator setting: what it changes (page faults of a big freed block), what it leaves alone
+(results, the user's own malloc settings, non-glibc systems), and that ``pulse`` applies it first."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pulse_cli import allocator
+
+
+def _run(code: str, mode: str) -> str:
+    env_code = f"from pulse_cli import allocator; allocator.apply({mode!r})\n{code}"
+    done = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def clean_malloc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in allocator.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+# Page faults of 10 malloc + fill + free rounds of a 64 MiB block (one 1024 px StyleGAN layer).
+FAULTS = """
+import ctypes, resource
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+size = 64 << 20
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    block = libc.malloc(size)
+    libc.memset(block, 1, size)
+    libc.free(block)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_tuned_mode_keeps_a_freed_big_block_mapped(clean_malloc_env: None) -> None:
+    if allocator._glibc() is None:
+        pytest.skip("not glibc: the tuning does not apply")
+    pages = (64 << 20) // 4096
+    default_faults = int(_run(FAULTS, "default"))
+    tuned_faults = int(_run(FAULTS, "tuned"))
+    assert default_faults >= 10 * pages  # faulted in again every round
+    assert tuned_faults <= 2 * pages  # faulted in once, then reused
+
+
+def test_tuned_mode_says_it_is_in_force_on_glibc(clean_malloc_env: None) -> None:
+    if allocator._glibc() is None:
+        pytest.skip("not glibc: the tuning does not apply")
+    state = allocator.apply("tuned")
+    assert state.tuned and state.mode == "tuned"
+    assert "mallopt" in state.description
+
+
+def test_default_mode_changes_nothing() -> None:
+    state = allocator.apply("default")
+    assert not state.tuned
+    assert state.description.startswith("default")
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown allocator mode 'fast'"):
+        allocator.apply("fast")
+
+
+def test_malloc_settings_from_the_environment_are_left_alone(
+    clean_malloc_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LD_PRELOAD", "libjemalloc.so.2")
+    state = allocator.apply("tuned")
+    assert not state.tuned
+    assert "LD_PRELOAD" in state.description
+
+
+def test_without_glibc_nothing_is_tuned(clean_malloc_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(allocator, "_glibc", lambda: None)
+    state = allocator.apply("tuned")
+    assert not state.tuned
+    assert "not glibc" in state.description
+
+
+def test_mode_comes_from_pulse_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(allocator.ENV_MODE, raising=False)
+    assert allocator.requested_mode() == "tuned"
+    monkeypatch.setenv(allocator.ENV_MODE, "Default")
+    assert allocator.requested_mode() == "default"
+
+
+# A 128 px StyleGAN's forward and its gradients to the latents and noise (tensors of MiBs).
+STEP = """
+import json, paddle
+from pulse_cli.graphs.stylegan import GSynthesis
+paddle.seed(3)
+network = GSynthesis(resolution=128, fmap_base=1024, fmap_max=64)
+latent = paddle.randn([1, network.num_layers, 512])
+noise = [paddle.randn([1, 1, r, r]) for r in network.noise_resolutions]
+for tensor in [latent, *noise]:
+    tensor.stop_gradient = False
+image = network(latent, noise)
+(image * image).mean().backward()
+print(json.dumps([t.numpy().ravel().tolist() for t in (image, latent.grad, noise[-1].grad)]))
+"""
+
+
+def test_results_are_bit_identical_with_and_without_the_tuning(clean_malloc_env: None) -> None:
+    default = json.loads(_run(STEP, "default"))
+    tuned = json.loads(_run(STEP, "tuned"))
+    for a, b in zip(default, tuned):
+        assert np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+
+
+def _command_faults(mode: str) -> int:
+    """Page faults of the FAULTS rounds run as the command of ``pulse``'s entry point."""
+    code = f"import pulse_cli.cli as cli\ncli.app = lambda: exec({FAULTS!r})\ncli.main()"
+    env = {**os.environ, allocator.ENV_MODE: mode}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return int(done.stdout)
+
+
+def test_the_pulse_entry_point_applies_the_setting_before_the_command(clean_malloc_env: None) -> None:
+    if allocator._glibc() is None:
+        pytest.skip("not glibc: the tuning does not apply")
+    assert _command_faults("tuned") * 5 < _command_faults("default")
+
+
+def test_the_cli_refuses_an_unknown_pulse_allocator_in_one_line() -> None:
+    env_code = "import sys; sys.argv = ['pulse', '--help']; from pulse_cli.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", env_code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, allocator.ENV_MODE: "fast"},
+    )
+    assert done.returncode == 2
+    assert "PULSE_ALLOCATOR: unknown allocator mode 'fast'" in done.stderr
+    assert "Traceback" not in done.stderr
