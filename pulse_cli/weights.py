@@ -97,7 +97,7 @@ class _Budget:
         self.used += nbytes
 
 
-class _Sealed:
+class Sealed:
     """Refuses pickle's BUILD, so a stream cannot rewrite an object after the reader checked it."""
 
     def __setstate__(self, state: Any) -> None:
@@ -105,7 +105,7 @@ class _Sealed:
 
 
 @dataclass(frozen=True)
-class _StorageType(_Sealed):
+class _StorageType(Sealed):
     """What ``torch.FloatStorage`` and its kin stand for here: the element type of a storage."""
 
     name: str
@@ -118,7 +118,7 @@ class _StorageType(_Sealed):
 
 
 @dataclass(frozen=True)
-class _Storage(_Sealed):
+class _Storage(Sealed):
     """A reference to a torch storage: ``numel`` elements from ``offset`` of the stored block ``key``."""
 
     key: str
@@ -128,7 +128,7 @@ class _Storage(_Sealed):
 
 
 @dataclass(frozen=True)
-class _TensorRef(_Sealed):
+class _TensorRef(Sealed):
     """A torch tensor as its pickle describes it: a strided view into a storage."""
 
     storage: _Storage
@@ -167,25 +167,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         if self.persistent is None:
-            raise WeightsError(f"{self.source}: unexpected persistent id {_short(pid)} in a plain pickle")
+            raise WeightsError(f"{self.source}: unexpected persistent id {brief(pid)} in a plain pickle")
         return self.persistent(pid)
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for naming what a file held in an error line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class _NumpyType(_Sealed):
+class NumpyType(Sealed):
     """What ``numpy.ndarray`` stands for here: only a marker that array reconstruction expects."""
 
 
-class _NumpyDtype(_Sealed):
+class NumpyDtype(Sealed):
     """A plain numeric numpy dtype being unpickled: ``numpy.dtype(code)``, then its byte order."""
 
     def __init__(self, code: Any, source: str) -> None:
         if not isinstance(code, str | bytes):
-            raise WeightsError(f"{source}: array dtype {_short(code)} is not a type code")
+            raise WeightsError(f"{source}: array dtype {brief(code)} is not a type code")
         self.dtype = np.dtype(code.decode("latin1") if isinstance(code, bytes) else code)
         if self.dtype.kind not in ARRAY_KINDS or self.dtype.fields or self.dtype.subdtype:
             raise WeightsError(f"{source}: arrays of dtype {self.dtype} are not allowed in a weights file")
@@ -194,13 +195,13 @@ class _NumpyDtype(_Sealed):
     def __setstate__(self, state: Any) -> None:
         # numpy's state: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
         if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|", "=")):
-            raise WeightsError(f"{self.source}: malformed array dtype state {_short(state)}")
+            raise WeightsError(f"{self.source}: malformed array dtype state {brief(state)}")
         if any(part is not None for part in state[2:5]):
             raise WeightsError(f"{self.source}: structured array dtypes are not allowed in a weights file")
         self.dtype = self.dtype.newbyteorder(state[1])
 
 
-class _NumpyArray(_Sealed):
+class _NumpyArray(Sealed):
     """A numpy array being unpickled: numpy's ``_reconstruct``, then its state filled from raw bytes
     here (numpy's own ``__setstate__`` is never given the untrusted state)."""
 
@@ -222,8 +223,8 @@ def _array_from_bytes(raw: Any, dtype: Any, shape: Any, order: Any, budget: _Bud
     if isinstance(raw, str):  # Python 2 pickles hold the bytes as latin-1 text
         raw = raw.encode("latin1")
     valid_shape = isinstance(shape, tuple | list) and all(isinstance(n, int) and n >= 0 for n in shape)
-    if not (isinstance(raw, bytes | bytearray) and isinstance(dtype, _NumpyDtype) and valid_shape):
-        raise WeightsError(f"{source}: malformed array (shape {_short(shape)}, dtype {_short(dtype)})")
+    if not (isinstance(raw, bytes | bytearray) and isinstance(dtype, NumpyDtype) and valid_shape):
+        raise WeightsError(f"{source}: malformed array (shape {brief(shape)}, dtype {brief(dtype)})")
     if order not in ("C", "F") or len(raw) != math.prod(shape) * dtype.dtype.itemsize:
         raise WeightsError(f"{source}: array data does not fit its shape {list(shape)} and dtype")
     budget.charge(len(raw), f"an array of shape {list(shape)}")  # memo references repeat one string
@@ -235,12 +236,12 @@ def _numpy_allowlist(budget: _Budget) -> dict[tuple[str, str], Any]:
     """Stand-ins for the globals numpy arrays and scalars pickle with; only plain numeric dtypes."""
     source = budget.source
 
-    def dtype(code: Any, *_: Any) -> _NumpyDtype:
-        return _NumpyDtype(code, source)
+    def dtype(code: Any, *_: Any) -> NumpyDtype:
+        return NumpyDtype(code, source)
 
     def reconstruct(subtype: Any, *_: Any) -> _NumpyArray:
-        if not isinstance(subtype, _NumpyType):
-            raise WeightsError(f"{source}: array subtype {_short(subtype)} is not allowed")
+        if not isinstance(subtype, NumpyType):
+            raise WeightsError(f"{source}: array subtype {brief(subtype)} is not allowed")
         return _NumpyArray(budget)
 
     def scalar(dtype_: Any, raw: Any) -> np.generic:
@@ -257,7 +258,7 @@ def _numpy_allowlist(budget: _Budget) -> dict[tuple[str, str], Any]:
         return text.encode("latin1")
 
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): _NumpyType(),
+        ("numpy", "ndarray"): NumpyType(),
         ("numpy", "dtype"): dtype,
         ("_codecs", "encode"): encode,
     }
@@ -275,12 +276,12 @@ def _torch_allowlist(budget: _Budget) -> dict[tuple[str, str], Any]:
 
     def rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _TensorRef:
         if not isinstance(storage, _Storage):
-            raise WeightsError(f"{source}: a tensor refers to {_short(storage)} instead of a storage")
+            raise WeightsError(f"{source}: a tensor refers to {brief(storage)} instead of a storage")
         dims = (size, stride)
         if not (isinstance(offset, int) and all(isinstance(d, tuple | list) for d in dims)):
-            raise WeightsError(f"{source}: malformed tensor (offset {_short(offset)}, size {_short(size)})")
+            raise WeightsError(f"{source}: malformed tensor (offset {brief(offset)}, size {brief(size)})")
         if not all(isinstance(n, int) for n in (*size, *stride)) or len(size) != len(stride):
-            raise WeightsError(f"{source}: malformed tensor (size {_short(size)}, stride {_short(stride)})")
+            raise WeightsError(f"{source}: malformed tensor (size {brief(size)}, stride {brief(stride)})")
         return _TensorRef(storage, offset, tuple(size), tuple(stride))
 
     def rebuild_parameter(data: Any, *_: Any) -> Any:
@@ -323,13 +324,13 @@ class _TorchReader:
     def storage(self, pid: Any) -> _Storage:
         """The storage a persistent id names: ``('storage', type, key, location, numel[, view])``."""
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise WeightsError(f"{self.source}: unsupported persistent id {_short(pid)}")
+            raise WeightsError(f"{self.source}: unsupported persistent id {brief(pid)}")
         storage_type, key, location, numel = pid[1:5]
         view = pid[5] if len(pid) == 6 else None
         if not isinstance(storage_type, _StorageType):
-            raise WeightsError(f"{self.source}: storage type {_short(storage_type)} is not supported")
+            raise WeightsError(f"{self.source}: storage type {brief(storage_type)} is not supported")
         if not (isinstance(key, str) and isinstance(location, str) and isinstance(numel, int) and numel >= 0):
-            raise WeightsError(f"{self.source}: malformed storage reference {_short(pid)}")
+            raise WeightsError(f"{self.source}: malformed storage reference {brief(pid)}")
         root = self.storages.setdefault(key, _Storage(key, storage_type, numel))
         if root.type != storage_type:
             types = f"{root.type.name} and {storage_type.name}"
@@ -341,7 +342,7 @@ class _TorchReader:
             return root
         # Legacy files name a view of a storage as (view_key, element offset, view numel).
         if not (isinstance(view, tuple) and len(view) == 3 and all(isinstance(v, int) for v in view[1:])):
-            raise WeightsError(f"{self.source}: malformed storage view {_short(view)}")
+            raise WeightsError(f"{self.source}: malformed storage view {brief(view)}")
         return _Storage(key, storage_type, view[2], view[1])
 
     def materialize(self, obj: Any, read_block: Callable[[_Storage], np.ndarray]) -> Any:
@@ -476,7 +477,7 @@ def _torch_zip(path: Path, budget: _Budget) -> Any:
                 raw = _zip_member(archive, f"{prefix}byteorder", budget)
                 byteorder = raw.decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
-                raise WeightsError(f"{source}: unknown byte order {_short(byteorder)}")
+                raise WeightsError(f"{source}: unknown byte order {brief(byteorder)}")
             obj = _unpickle(reader.unpickler(io.BytesIO(_zip_member(archive, f"{prefix}data.pkl", budget))))
 
             def read_block(storage: _Storage) -> np.ndarray:
@@ -504,7 +505,7 @@ def _torch_legacy(path: Path, budget: _Budget) -> Any:
             raise WeightsError(f"{source}: not a PyTorch checkpoint (no magic number)")
         protocol = _unpickle(_RestrictedUnpickler(file, source, header_allowed))
         if protocol != TORCH_LEGACY_PROTOCOL:
-            raise WeightsError(f"{source}: unsupported legacy PyTorch protocol {_short(protocol)}")
+            raise WeightsError(f"{source}: unsupported legacy PyTorch protocol {brief(protocol)}")
         sys_info = _unpickle(_RestrictedUnpickler(file, source, header_allowed))
         little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
         byteorder = "little" if little else "big"
@@ -631,7 +632,7 @@ def read_weights(path: str | Path, key: str | None = None) -> dict[str, np.ndarr
     state = {name: value for name, value in obj.items() if name not in PADDLE_METADATA_KEYS}
     for name, value in state.items():
         if not isinstance(name, str):
-            raise WeightsError(f"{file}: state dict key {_short(name)} is not a string")
+            raise WeightsError(f"{file}: state dict key {brief(name)} is not a string")
         if isinstance(value, dict):
             raise WeightsError(f"{file}: entry {name!r} is nested, not an array (read it with key={name!r})")
         if not isinstance(value, np.ndarray):

@@ -17,20 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from pulse_cli.weights import WeightsError, _NumpyDtype, _NumpyType, _Sealed, _short
+from pulse_cli.weights import NumpyDtype, NumpyType, Sealed, WeightsError, brief
 
 WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 WRAPPER_FIELDS = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
 
 
-class _ArrayWrapper(_Sealed):
+class _ArrayWrapper(Sealed):
     """What ``NumpyArrayWrapper`` stands for here: the description of the array whose bytes follow."""
 
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, dict) and {"subclass", "shape", "order", "dtype"} <= set(state)):
-            raise WeightsError(f"malformed joblib array header {_short(state)}")
-        if not set(state) <= WRAPPER_FIELDS or not isinstance(state["subclass"], _NumpyType):
-            raise WeightsError(f"joblib array header {_short(state)} is not a plain numpy array")
+            raise WeightsError(f"malformed joblib array header {brief(state)}")
+        if not set(state) <= WRAPPER_FIELDS or not isinstance(state["subclass"], NumpyType):
+            raise WeightsError(f"joblib array header {brief(state)} is not a plain numpy array")
         self.__dict__.update(state)
 
 
@@ -45,8 +45,8 @@ class _JoblibUnpickler(pickle._Unpickler):
         self.raw = file
         self.allowed: dict[tuple[str, str], Any] = {
             WRAPPER: _ArrayWrapper,
-            ("numpy", "ndarray"): _NumpyType(),
-            ("numpy", "dtype"): lambda code, *_: _NumpyDtype(code, source),
+            ("numpy", "ndarray"): NumpyType(),
+            ("numpy", "dtype"): lambda code, *_: NumpyDtype(code, source),
         }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -59,7 +59,7 @@ class _JoblibUnpickler(pickle._Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise WeightsError(f"{self.source}: unexpected persistent id {_short(pid)}")
+        raise WeightsError(f"{self.source}: unexpected persistent id {brief(pid)}")
 
     def load_build(self) -> None:
         super().load_build()
@@ -75,10 +75,10 @@ class _JoblibUnpickler(pickle._Unpickler):
             self._read(padding)
         shape, order = wrapper.shape, wrapper.order
         if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
-            raise WeightsError(f"{self.source}: malformed array shape {_short(shape)}")
-        if not isinstance(wrapper.dtype, _NumpyDtype) or order not in ("C", "F"):
+            raise WeightsError(f"{self.source}: malformed array shape {brief(shape)}")
+        if not isinstance(wrapper.dtype, NumpyDtype) or order not in ("C", "F"):
             raise WeightsError(
-                f"{self.source}: array of dtype {_short(wrapper.dtype)}, order {_short(order)}"
+                f"{self.source}: array of dtype {brief(wrapper.dtype)}, order {brief(order)}"
             )
         dtype = wrapper.dtype.dtype
         flat = np.frombuffer(self._read(math.prod(shape) * dtype.itemsize), dtype=dtype)
