@@ -29,8 +29,10 @@ if (missing := missing_runtimes_message()) is not None:
 # Before Paddle is imported (by the command modules): glog reads its level once, at import.
 quiet_third_party(verbose=verbose_requested(sys.argv[1:]))
 
+# Before Paddle is imported: its bootstrap overwrites OMP_NUM_THREADS, which threads reads first.
+from pulse_cli import allocator, threads  # noqa: E402, I001
+
 # Each command module registers its commands on ``app`` when imported.
-from pulse_cli import allocator  # noqa: E402
 from pulse_cli.cli import (  # noqa: E402, F401
     bench,
     demo,
@@ -48,11 +50,12 @@ from pulse_cli.cli.app import app  # noqa: E402
 
 def main() -> None:
     """Entry point of the ``pulse`` console script: the allocator setting first, before any
-    command has allocated a tensor (glibc's thresholds apply to blocks allocated after them), then
-    the command."""
+    command has allocated a tensor (glibc's thresholds apply to blocks allocated after them), and
+    oneDNN's thread count (Paddle's import set it to one), then the command."""
     try:
         allocator.apply(allocator.requested_mode())
     except ValueError as exc:
         error_line(f"{allocator.ENV_MODE}: {exc}")
         raise SystemExit(USAGE_ERROR) from None
+    threads.apply()
     app()

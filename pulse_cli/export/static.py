@@ -12,6 +12,7 @@ import paddle
 from pulse_cli.devices import on_gpu, onednn_available
 from pulse_cli.export.graphs import ExportGraph
 from pulse_cli.export.quiet import captured_output
+from pulse_cli.threads import kept, openmp_threads
 
 
 def save(graph: ExportGraph, prefix: Path) -> list[Path]:
@@ -36,10 +37,14 @@ class JitGraph:
 
 
 class InferenceGraph:
-    """A saved graph run by a Paddle Inference predictor, with oneDNN on CPU when ``onednn``."""
+    """A saved graph run by a Paddle Inference predictor, with oneDNN on CPU when ``onednn``, on
+    ``threads`` CPU threads (default: the OpenMP count in force, ``pulse_cli.threads``, which
+    each run leaves as it found: Paddle Inference sets it to 1 for every op after it too)."""
 
     def __init__(self, prefix: Path, onednn: bool = True, threads: int | None = None) -> None:
         from paddle import inference
+
+        threads = threads or openmp_threads()
 
         config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
         if on_gpu():
@@ -57,7 +62,7 @@ class InferenceGraph:
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         for name in self.input_names:
             self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
-        with captured_output():  # its oneDNN kernel checks print to stdout
+        with captured_output(), kept():  # its oneDNN kernel checks print to stdout
             self.predictor.run()
         return [
             self.predictor.get_output_handle(name).copy_to_cpu() for name in self.predictor.get_output_names()
