@@ -15,6 +15,7 @@ Without ``weights`` the model's architecture runs on random weights: speed does 
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import statistics
@@ -22,14 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from pulse_cli import allocator, threads
 from pulse_cli.errors import first_line
 
 SEARCH_STEPS = 100
+BOTH = "both"  # --allocator both: each backend with glibc's default malloc, then tuned
+ALLOCATOR_CHOICES = (*allocator.MODES, BOTH)
 NIQE_SIDE = 1024  # the side of the image NIQE is timed on (``pulse bench --niqe``)
 
 
@@ -49,6 +53,11 @@ class BenchConfig:
     weights: Path | None = None
     seed: int = 0
     device: str | None = None  # cpu, gpu or gpu:N for Paddle and onnxruntime alike; None: Paddle's
+    allocator: str = "tuned"  # an allocator mode (pulse_cli.allocator.MODES), or both of them
+
+    def allocator_modes(self) -> tuple[str, ...]:
+        """The allocator modes each backend is measured under, in order."""
+        return ("default", "tuned") if self.allocator == BOTH else (self.allocator,)
 
 
 @dataclass
@@ -76,10 +85,16 @@ class BenchRow:
     host memory during the measurement, ``rss_before_mib`` what was resident as it began (Python,
     Paddle, the model); ``peak_rss_scope`` says which span the peak covers: ``measurement``, or
     ``process`` where the kernel cannot reset the high-water mark (the process ran only this
-    backend).
+    backend). ``allocator``: the allocator mode asked for, ``allocator_setting`` what was in force
+    (``AllocatorState.description``); ``threads``: the OpenMP (oneDNN) thread count in force,
+    ``threads_setting`` who set it and why (``ThreadState.description``).
     """
 
     backend: str
+    allocator: str | None = None
+    allocator_setting: str | None = None
+    threads: int | None = None
+    threads_setting: str | None = None
     device: str | None = None
     runs_on: dict[str, str] = field(default_factory=dict)
     forward: Timing | None = None
@@ -260,12 +275,19 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
 
 def worker_main() -> None:
     """Entry of a benchmark process: ``argv`` holds the config as JSON, the backend and where to
-    write the row (or the error line) as JSON."""
+    write the row (or the error line) as JSON. The config's allocator mode is put in force first,
+    before any tensor exists, then oneDNN's threads, as ``pulse``'s own entry point does."""
     config_json, backend, result_path = sys.argv[1:4]
     fields = json.loads(config_json)
     fields["weights"] = Path(fields["weights"]) if fields["weights"] else None
+    config = BenchConfig(**fields)
     try:
-        result = {"row": measure_backend(BenchConfig(**fields), backend).to_dict()}
+        memory = allocator.apply(config.allocator)
+        cores = threads.apply()
+        row = measure_backend(config, backend)
+        row.allocator, row.allocator_setting = memory.mode, memory.description
+        row.threads, row.threads_setting = cores.threads, cores.description
+        result = {"row": row.to_dict()}
     except Exception as exc:  # the parent reports it as one line
         result = {"error": first_line(exc)}
     Path(result_path).write_text(json.dumps(result))
@@ -286,14 +308,15 @@ def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
             capture_output=True,
             text=True,
             check=False,
+            env=threads.user_environment(os.environ),  # OMP_NUM_THREADS as the user left it
         )
         if not result_path.is_file():
             lines = [line for line in process.stderr.splitlines() if line.strip()]
             cause = lines[-1] if lines else f"exit code {process.returncode}"
-            return BenchRow(backend, error=f"the benchmark process died: {cause}")
+            return BenchRow(backend, config.allocator, error=f"the benchmark process died: {cause}")
         result = json.loads(result_path.read_text())
     if "error" in result:
-        return BenchRow(backend, error=result["error"])
+        return BenchRow(backend, config.allocator, error=result["error"])
     return _row(result["row"])
 
 
@@ -317,6 +340,9 @@ def check_config(config: BenchConfig, selected: list[str]) -> None:
     unknown = [name for name in selected if name not in known]
     if unknown:
         raise BenchError(f"unknown backend {unknown[0]!r}; known: {', '.join(known)}, all")
+    if config.allocator not in ALLOCATOR_CHOICES:
+        known_modes = ", ".join(ALLOCATOR_CHOICES)
+        raise BenchError(f"unknown allocator mode {config.allocator!r}; known: {known_modes}")
     if config.batch < 1 or config.repeats < 1 or config.warmup < 0:
         raise BenchError("--batch and --repeats must be at least 1, --warmup at least 0")
     if config.resolution < 4 or config.resolution & (config.resolution - 1):
@@ -331,7 +357,12 @@ def check_config(config: BenchConfig, selected: list[str]) -> None:
 
 
 def run_bench(config: BenchConfig, selected: list[str]) -> list[BenchRow]:
-    """Measure each of ``selected`` backends in a fresh process, in order; a backend whose
-    measurement fails gets a row with its ``error``."""
+    """Measure each of ``selected`` backends in a fresh process, in order, under each of the
+    config's allocator modes back to back (default, then tuned, for ``both``); a measurement
+    that fails gets a row with its ``error``."""
     check_config(config, selected)
-    return [_run_in_process(config, backend) for backend in selected]
+    return [
+        _run_in_process(replace(config, allocator=mode), backend)
+        for backend in selected
+        for mode in config.allocator_modes()
+    ]

@@ -11,12 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 import pulse_cli.cli.bench  # noqa: F401  (registers the command)
+from pulse_cli import allocator, threads
 from pulse_cli.backends import CompiledSynthesis, backend_names
 from pulse_cli.bench import (
     NIQE_SIDE,
     SEARCH_STEPS,
     BenchConfig,
     BenchError,
+    Timing,
     measure_backend,
     measure_niqe,
     niqe_test_image,
@@ -82,6 +84,7 @@ def test_a_stylegan_runs_on_random_weights_without_any_file():
         (BenchConfig("dcgan-digiface", 48), ["dygraph"], "power of two"),
         (BenchConfig("dcgan-digiface", 64, repeats=0), ["dygraph"], "at least 1"),
         (BenchConfig("dcgan-digiface", 128), ["dygraph"], "makes 64 px images"),
+        (BenchConfig("dcgan-digiface", 64, allocator="fast"), ["dygraph"], "unknown allocator mode 'fast'"),
         (BenchConfig("no-such-model", 64), ["dygraph"], "no random-weight twin"),
     ],
 )
@@ -101,10 +104,37 @@ def test_bench_command_prints_json_rows():
 
 
 def test_bench_command_prints_a_table_and_says_what_ran_where():
-    result = CliRunner().invoke(app, ["bench", "--backend", "dygraph", "--repeats", "1"])
+    env = {allocator.ENV_MODE: "default", "COLUMNS": "200"}  # wide enough for every column's title
+    result = CliRunner().invoke(app, ["bench", "--backend", "dygraph", "--repeats", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert "forward ms/img" in result.output and "dygraph: gradient steps: Paddle dygraph" in result.output
-    assert "device: cpu (Paddle and onnxruntime)" in result.output.splitlines()
+    lines = result.output.splitlines()
+    assert "device: cpu (Paddle and onnxruntime)" in lines
+    assert f"malloc: {allocator.apply('default').description}" in lines  # PULSE_ALLOCATOR's mode
+    assert any(line.startswith("threads: ") for line in lines)
+
+
+def _threads_expected() -> int:
+    """What a bench process started from here gets: the user's OMP_NUM_THREADS, else every core."""
+    user = threads.user_setting()
+    return int(user) if user is not None else threads.available_cores()
+
+
+def test_allocator_both_measures_each_backend_with_default_then_tuned_malloc():
+    arguments = ["bench", "--backend", "all", "--model", "dcgan-digiface", "--repeats", "1", "--warmup", "0"]
+    result = CliRunner().invoke(app, [*arguments, "--allocator", "both", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["config"]["allocator"] == "both"
+    rows = data["rows"]
+    backends = list(backend_names())
+    assert [(row["backend"], row["allocator"]) for row in rows] == [
+        (backend, mode) for backend in backends for mode in ("default", "tuned")
+    ]
+    for row in rows:
+        assert row["allocator_setting"] == allocator.apply(row["allocator"]).description
+        assert row["threads"] == _threads_expected() and row["threads_setting"].startswith("threads: ")
+        _assert_timing(Timing(**row["forward"]))
 
 
 def test_paddle_and_onnxruntime_are_timed_on_the_device_asked_for():

@@ -10,7 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pulse_cli import allocator as allocator_modes
 from pulse_cli.backends import backend_names
+from pulse_cli.bench import ALLOCATOR_CHOICES
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import INTERRUPTED, Device, choices, device_option, err, error_line, fail, out
 from pulse_cli.models.registry import DEFAULT_MODEL
@@ -18,6 +20,7 @@ from pulse_cli.models.registry import DEFAULT_MODEL
 ALL = "all"
 BenchBackend = choices("BenchBackend", (*backend_names(), ALL))
 EVERY_BACKEND = BenchBackend(ALL)
+BenchAllocator = choices("BenchAllocator", ALLOCATOR_CHOICES)
 
 
 def _ms(timing) -> str:
@@ -44,6 +47,14 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed runs first (compiling, exporting).")] = 1,
     weights: Annotated[Path | None, typer.Option(help="Real weights (default: random ones).")] = None,
     device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):")] = None,
+    allocator: Annotated[
+        BenchAllocator | None,
+        typer.Option(
+            help="glibc malloc tuned as pulse runs it, its default, or both (two rows per backend). "
+            "Default: PULSE_ALLOCATOR, else tuned.",
+            show_default=False,
+        ),
+    ] = None,
     niqe: Annotated[
         bool, typer.Option("--niqe", help="Also time NIQE (each variant and backend) on a 1024x1024 image.")
     ] = False,
@@ -57,7 +68,10 @@ def bench(
     time (compiling, exporting, warm-up runs). Each backend runs in its own
     process, Paddle and onnxruntime on the same device; warm-up runs are
     left out; figures are the median of the repeats with \\[min–max]. Random
-    weights unless --weights is given.
+    weights unless --weights is given. The lines under the table say which
+    malloc setting and how many oneDNN threads each row ran with;
+    --allocator both measures each backend with glibc's default malloc, then
+    tuned.
 
     With --niqe, a second table times NIQE (matlab and paddle-pulse, numpy
     and onnx) on a fixed 1024x1024 image.
@@ -67,7 +81,10 @@ def bench(
     from pulse_cli.bench import NIQE_SIDE, BenchConfig, BenchError, measure_niqe, run_bench
 
     selected = list(backend_names()) if backend.value == ALL else [backend.value]
-    config = BenchConfig(model, resolution, batch, repeats, warmup, weights, device=device and str(device))
+    mode = allocator.value if allocator is not None else allocator_modes.requested_mode()
+    config = BenchConfig(
+        model, resolution, batch, repeats, warmup, weights, device=device and str(device), allocator=mode
+    )
     try:
         rows = run_bench(config, selected)
         niqe_rows = measure_niqe(config) if niqe else []
@@ -107,14 +124,17 @@ def print_niqe_table(rows, title: str) -> None:
 
 def print_table(rows, title: str) -> None:
     """The rows as a rich table, then what ran where and the notes."""
-    columns = ("backend", "forward ms/img", "step ms/img", "img/min", "peak RSS MiB", "setup s")
+    columns = ("backend", "malloc", "threads", "forward ms/img", "step ms/img", "img/min", "peak RSS MiB")
+    columns += ("setup s",)
     table = Table(*columns, title=escape(title))
     for row in rows:
         if row.error:
-            table.add_row(row.backend, "[red]failed[/]", *["—"] * 4)
+            table.add_row(row.backend, row.allocator or "—", "—", "[red]failed[/]", *["—"] * 4)
             continue
         per_minute = "—" if row.images_per_minute is None else f"{row.images_per_minute:.3g}"
         cells = (
+            row.allocator or "—",
+            "—" if row.threads is None else str(row.threads),
             _ms(row.forward),
             _ms(row.step),
             per_minute,
@@ -129,11 +149,18 @@ def print_table(rows, title: str) -> None:
         "own (+N: above what was resident as the measurement began; process: the process's peak); "
         "setup: compiling, exporting, warm-up runs"
     )
+    for setting in dict.fromkeys(row.allocator_setting for row in rows if row.allocator_setting):
+        out.print(escape(f"malloc: {setting}"))
+    for setting in dict.fromkeys(row.threads_setting for row in rows if row.threads_setting):
+        out.print(escape(setting))
     for device in dict.fromkeys(row.device for row in rows if row.device):
         out.print(f"device: {escape(device)} (Paddle and onnxruntime)")
-    for row in rows:
-        if row.runs_on:
-            where = "; ".join(f"{role}: {runtime}" for role, runtime in row.runs_on.items())
-            out.print(escape(f"{row.backend}: {where}"))
+    roles = (
+        f"{row.backend}: " + "; ".join(f"{role}: {runtime}" for role, runtime in row.runs_on.items())
+        for row in rows
+        if row.runs_on
+    )
+    for line in dict.fromkeys(roles):  # once per backend, however many allocator modes it ran under
+        out.print(escape(line))
     for note in dict.fromkeys(note for row in rows for note in row.notes):
         err.print(f"note: {escape(note)}")
