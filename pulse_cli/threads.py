@@ -67,26 +67,36 @@ def share_of_cores(cores: int, environ: Mapping[str, str] = os.environ) -> int:
     return max(1, cores // workers + (rank < cores % workers))
 
 
-def _initial_environment() -> dict[str, str] | None:
-    """The environment this process was started with (Linux), before Python or Paddle changed it."""
+def _initial_environment(pid: int | str = "self") -> dict[str, str] | None:
+    """The environment process ``pid`` was started with (Linux), before Python or Paddle changed it."""
     try:
-        raw = Path("/proc/self/environ").read_bytes()
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
     pairs = (entry.split(b"=", 1) for entry in raw.split(b"\0") if b"=" in entry)
     return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
 
 
+def _launched_by_paddle(environ: Mapping[str, str]) -> bool:
+    return any(name in environ for name in ENV_LOCAL_WORKERS)
+
+
 def user_setting() -> str | None:
-    """``OMP_NUM_THREADS`` as the user set it, or ``None``: Paddle's import writes ``1`` there
-    when it is unset, so once Paddle is in, an unset variable and a user's ``1`` look alike."""
+    """``OMP_NUM_THREADS`` as the user set it, or ``None``. Paddle's import writes ``1`` there
+    when it is unset (so once Paddle is in, an unset variable and a user's ``1`` look alike), and
+    ``paddle.distributed.launch``, which imports Paddle, hands that ``1`` to its workers: there
+    the launcher's own start-up environment says what the user set."""
     if _SEEN_BEFORE_PADDLE is not None:
-        return _SEEN_BEFORE_PADDLE[0]
-    value = os.environ.get(ENV_THREADS)
-    if value != "1":  # Paddle writes the user's count back, or 1 where there was none
-        return value
-    initial = _initial_environment()
-    return initial.get(ENV_THREADS) if initial is not None else None
+        value = _SEEN_BEFORE_PADDLE[0]
+    else:
+        value = os.environ.get(ENV_THREADS)
+        if value == "1":  # Paddle writes the user's count back, or 1 where there was none
+            initial = _initial_environment()
+            value = initial.get(ENV_THREADS) if initial is not None else None
+    if value == "1" and _launched_by_paddle(os.environ):
+        launcher = _initial_environment(os.getppid())
+        value = launcher.get(ENV_THREADS) if launcher is not None else None
+    return value
 
 
 def user_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -186,4 +196,5 @@ def apply(threads: int | None = None) -> ThreadState:
         why = f"the {cores} cores this process may use"
     else:
         why = f"a share of the {cores} cores for {_env_int(os.environ, ENV_LOCAL_WORKERS)} local workers"
-    return ThreadState(count, True, f"threads: {count} OpenMP threads for oneDNN ({why})")
+    plural = "s" if count > 1 else ""
+    return ThreadState(count, True, f"threads: {count} OpenMP thread{plural} for oneDNN ({why})")

@@ -147,6 +147,25 @@ def test_a_distributed_worker_takes_its_share(paddle_runtime_found: None) -> Non
     assert _applied(PADDLE_LOCAL_SIZE=str(CORES), PADDLE_LOCAL_RANK="0") == (share, True, share)
 
 
+# A stand-in for paddle.distributed.launch: imports Paddle (which writes OMP_NUM_THREADS=1), then
+# starts a worker with a copy of its environment and the launcher's variables, as Paddle's does.
+LAUNCHER = """
+import os, subprocess, sys, paddle
+worker = "from pulse_cli import threads\\nstate = threads.apply()\\nprint(state.threads, state.set_by_pulse)"
+env = {**os.environ, "PADDLE_LOCAL_SIZE": "2", "PADDLE_LOCAL_RANK": "0", "PADDLE_TRAINERS_NUM": "2"}
+done = subprocess.run([sys.executable, "-c", worker], env=env, capture_output=True, text=True)
+sys.stdout.write(done.stdout)
+"""
+
+
+def test_a_launched_worker_takes_the_launchers_one_thread_for_paddles_not_the_users(
+    paddle_runtime_found: None,
+) -> None:
+    share = threads.share_of_cores(CORES, {"PADDLE_LOCAL_SIZE": "2", "PADDLE_LOCAL_RANK": "0"})
+    assert _run(LAUNCHER) == [str(share), "True"]
+    assert _run(LAUNCHER, OMP_NUM_THREADS="1") == ["1", "False"]
+
+
 def test_without_an_openmp_runtime_nothing_is_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "openmp_runtimes", lambda: [])
     state = threads.apply()
