@@ -27,7 +27,7 @@ print(runtime.omp_get_max_threads())
 
 def _env(**settings: str | None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != threads.ENV_THREADS}
-    env = {key: value for key, value in env.items() if not key.startswith("PADDLE_")}
+    env = {key: value for key, value in env.items() if not key.startswith(("PADDLE_", "KMP_"))}
     env.update({key: value for key, value in settings.items() if value is not None})
     return env
 
@@ -93,6 +93,23 @@ worker.join()
 print(seen[0])
 """
     assert _run(code) == [str(CORES)]
+
+
+BLOCKTIME = """
+from pulse_cli import threads
+threads.apply()
+runtime = threads.openmp_runtimes()[0]
+print(runtime.kmp_get_blocktime() if hasattr(runtime, "kmp_get_blocktime") else "none")
+"""
+
+
+def test_idle_openmp_workers_sleep_at_once_unless_the_user_set_kmp_blocktime(
+    paddle_runtime_found: None,
+) -> None:
+    if _run(BLOCKTIME) == ["none"]:
+        pytest.skip("not Intel's or LLVM's OpenMP runtime")
+    assert _run(BLOCKTIME) == ["0"]
+    assert _run(BLOCKTIME, KMP_BLOCKTIME="50") == ["50"]
 
 
 @pytest.mark.parametrize("user", ["1", "3"])
