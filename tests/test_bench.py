@@ -105,7 +105,8 @@ def test_bench_command_prints_json_rows():
 
 def test_bench_command_prints_a_table_and_says_what_ran_where():
     env = {allocator.ENV_MODE: "default", "COLUMNS": "200"}  # wide enough for every column's title
-    result = CliRunner().invoke(app, ["bench", "--backend", "dygraph", "--repeats", "1"], env=env)
+    args = ["bench", "--backend", "dygraph", "--model", "dcgan-digiface", "--repeats", "1"]
+    result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     assert "forward ms/img" in result.output and "dygraph: gradient steps: Paddle dygraph" in result.output
     lines = result.output.splitlines()
