@@ -43,10 +43,14 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def _signature(path: Path) -> str | None:
-    """The supported format whose magic bytes ``path`` starts with, if any."""
-    with open(path, "rb") as file:
-        head = file.read(12)
+def image_kind(path: Path) -> str | None:
+    """The supported format whose magic bytes ``path`` starts with, if any (None as well when it
+    cannot be read)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
     return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
@@ -81,7 +85,7 @@ def decode_image(
     except InputImageError:
         raise
     except UnidentifiedImageError:
-        kind = _signature(path)
+        kind = image_kind(path)
         if kind is not None:
             raise InputImageError(path, f"truncated or corrupt {kind} file") from None
         if formats is None:
@@ -121,19 +125,24 @@ def valid_sides(resolution: int) -> list[int]:
     return [side for side in range(resolution - 1, 1, -1) if upscale_factor(side, resolution)]
 
 
+def size_advice(resolution: int) -> str:
+    """Which inputs a ``resolution``-pixel generator can take, as the end of an error message."""
+    sides = "/".join(str(side) for side in valid_sides(resolution))
+    return (
+        f"a {resolution}x{resolution} model takes aligned square faces of {sides} px; larger squares "
+        "are downscaled, and faces are found in photos"
+    )
+
+
 def load_input(path: str | Path, resolution: int) -> np.ndarray:
     """An input image checked for a generator of ``resolution`` pixels: [3, r, r] floats in [0, 1]."""
     image = read_image(path)
     height, width = image.shape[1:]
     if height != width:
-        raise InputImageError(path, f"image is {width}x{height}; inputs must be square")
+        advice = size_advice(resolution)
+        raise InputImageError(path, f"image is {width}x{height}; inputs must be square ({advice})")
     if upscale_factor(width, resolution) is None:
-        sides = "/".join(f"{side}x{side}" for side in valid_sides(resolution))
-        raise InputImageError(
-            path,
-            f"a {width}x{width} input does not divide the model's {resolution}x{resolution} output by a "
-            f"power of two (use {sides})",
-        )
+        raise InputImageError(path, f"a {width}x{width} input cannot be upsampled: {size_advice(resolution)}")
     return image
 
 

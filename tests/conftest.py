@@ -162,3 +162,18 @@ def detector(mtcnn_cache_dir: Path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PULSE_CACHE_DIR", str(mtcnn_cache_dir))
         return Detector()
+
+
+@pytest.fixture
+def photo_cache(
+    dcgan_cache_dir: Path, mtcnn_cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """``PULSE_CACHE_DIR`` pointed at a cache holding the default model and MTCNN (links to the
+    session's), for commands that upsample photos."""
+    cache = tmp_path / "cache-with-faces"
+    cache.mkdir()
+    for folder in (dcgan_cache_dir, mtcnn_cache_dir):
+        for path in folder.iterdir():
+            (cache / path.name).symlink_to(path)
+    monkeypatch.setenv("PULSE_CACHE_DIR", str(cache))
+    return cache

@@ -184,12 +184,16 @@ def test_input_must_be_square(tmp_path):
 
 
 @pytest.mark.parametrize("side", [12, 64, 1])
-def test_input_side_must_divide_the_resolution_by_a_power_of_two(tmp_path, side):
+def test_an_input_of_a_side_the_model_cannot_take_says_which_sides_it_can(tmp_path, side):
     path = _save(Image.new("RGB", (side, side)), tmp_path / f"side{side}.png")
     with pytest.raises(InputImageError) as error:
         load_input(path, 64)
-    _assert_one_line_naming(error, path, f"a {side}x{side} input does not divide the model's 64x64 output")
-    assert "32x32/16x16/8x8/4x4/2x2" in str(error.value)
+    _assert_one_line_naming(error, path, f"a {side}x{side} input cannot be upsampled")
+    sides = "/".join(str(side) for side in valid_sides(64))
+    assert f"a 64x64 model takes aligned square faces of {sides} px; larger squares are downscaled" in str(
+        error.value
+    )
+    assert "does not divide" not in str(error.value)
 
 
 def test_accepted_sides_are_the_power_of_two_fractions(tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample import FolderLock, Listener, Shard, UpsampleError, upsample_folder
+from pulse_cli.upsample import FaceOptions, FolderLock, Listener, Shard, UpsampleError, upsample_folder
 from pulse_cli.upsample.merge import merge_shard_reports
 from pulse_cli.upsample.write import SHEET_COLUMNS
 
@@ -145,7 +145,7 @@ def test_bad_inputs_are_recorded_one_line_each_and_the_batch_goes_on(tmp_path):
         "cut": "truncated or corrupt",
         "text": "not an image in a supported format",
         "wide": "inputs must be square",
-        "six": "does not divide the model's 16x16 output by a power of two",
+        "six": "a 6x6 input cannot be upsampled: a 16x16 model takes aligned square faces of 8/4/2 px",
         "good1": "clashes with good1.jpg's",
     }
     failed = {record["input"]: record for record in records.values() if record["status"] == "failed"}
@@ -354,7 +354,10 @@ def test_job_level_mistakes_are_clear_errors(tmp_path):
 
 def test_niqe_scores_outputs_of_192_px_and_more_only(tmp_path):
     big = write_faces(tmp_path / "big", ["a.png"], side=64)
-    report = upsample_folder(toy_generator(256), big, tmp_path / "out256", OPTIONS.with_(steps=1), niqe=True)
+    report = upsample_folder(
+        toy_generator(256), big, tmp_path / "out256", OPTIONS.with_(steps=1), niqe=True,
+        faces=FaceOptions(input_size=64),  # searched at 64 px, not downscaled to the default 16
+    )
     assert math.isfinite(report.images[0].niqe)
     small_inputs = write_faces(tmp_path / "small", ["a.png"])
     small = upsample_folder(toy_generator(), small_inputs, tmp_path / "small_out", OPTIONS, niqe=True)

@@ -1,23 +1,28 @@
 """One ``upsample_folder`` job: plan it, run its batches, write and record each output.
 
-The parts are each their own module: ``plan`` (inputs, names, shard, resume), ``folder`` (the
-output folder: writable, locked), ``run`` (loading and searching batches), ``write`` (files) and
-``report`` (report.json and progress hooks); this module only strings them together.
+The parts are each their own module: ``plan`` (inputs, names, shard, resume), ``inputs`` (what
+each input is: aligned crop or photo), ``folder`` (the output folder: writable, locked), ``run``
+(loading and searching batches), ``write`` (files), ``photos`` (pasting faces back) and ``report``
+(report.json and progress hooks); this module only strings them together.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pulse_cli.faces.detect import Detector
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult
 from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
-from pulse_cli.upsample.plan import Item, Plan, Shard, UpsampleError, make_plan, output_path
+from pulse_cli.upsample.inputs import FaceOptions, InputReader
+from pulse_cli.upsample.photos import PhotoPaster
+from pulse_cli.upsample.plan import Item, Plan, Shard, UpsampleError, make_plan
 from pulse_cli.upsample.report import (
     ImageRecord,
     Listener,
@@ -47,18 +52,21 @@ class Job:
         plan: Plan,
         writer: OutputWriter,
         listener: Listener,
+        paster: PhotoPaster | None = None,
     ) -> None:
         self.generator = generator
         self.options = options
         self.plan = plan
         self.writer = writer
         self.listener = listener
+        self.paster = paster
         self.report = UpsampleReport(
             output_dir=output_dir,
             model=model_of(generator),
             options=options.to_dict(),
             shard=None if plan.shard is None else str(plan.shard),
             report_path=plan.report_path,
+            ignored=[path.name for path in plan.ignored],
         )
         self.previous = previous_records(plan.report_path)
 
@@ -70,11 +78,39 @@ class Job:
         )
         self.add(record, save)
 
+    def record_item(self, item: Item, status: str, save: bool = True, **values: Any) -> None:
+        """``record`` for a planned item: with its crop, face and note when it has them."""
+        crop = item.crop
+        if crop is not None:
+            values = {"crop": crop.file, "note": crop.note, **values}
+            if crop.found is not None:
+                values["face"] = crop.found.to_json(item.path)
+        self.record(item.name, item.path, status, save, **values)
+
     def add(self, record: ImageRecord, save: bool = True) -> None:
         self.report.images.append(record)
         if save:
             self.report.save()
         self.listener.image_finished(record)
+        photo = self.paster.finished(record.name) if self.paster else None
+        if photo is not None:
+            self.paste(photo)
+
+    def paste(self, photo: str) -> None:
+        """Paste a photo whose faces are all finished, and name it in its faces' records."""
+        try:
+            pasted = self.paster.paste(photo)
+        except InputImageError as exc:
+            self.refuse(exc.path, str(exc))
+            return
+        if pasted is None:
+            return
+        output, names = pasted
+        for record in self.report.images:
+            if record.name in names:
+                record.photo = output
+        self.report.save()
+        self.listener.photo_pasted(output, names)
 
     def skip(self, item: Item) -> None:
         """Record an image whose output exists, with its earlier record when the report has one."""
@@ -82,8 +118,7 @@ class Job:
         if previous is not None:
             self.add(ImageRecord(**{**previous, "status": "skipped"}), save=False)
         else:
-            output = output_path(self.report.output_dir, item.name).name
-            self.record(item.name, item.path, "skipped", save=False, output=output)
+            self.record_item(item, "skipped", save=False, output=item.output)
 
     def refuse(self, path: Path, error: str) -> None:
         """Record an input that cannot be read: one record, named for the input file."""
@@ -93,13 +128,17 @@ class Job:
         """Record the refused and finished inputs, search the rest batch by batch, and draw the
         contact sheet; on KeyboardInterrupt the report says so and the interrupt propagates."""
         plan, report, resolution = self.plan, self.report, self.generator.resolution
-        self.listener.job_started(len(plan.todo))
+        self.listener.job_started(len(plan.todo) + len(plan.refused))  # refused inputs are reported too
         try:
             for path, cause in plan.refused:
                 self.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
             for item in plan.done:
                 self.skip(item)
             report.save()
+            for crop in {item.crop.file: item.crop for item in plan.todo if item.crop is not None}.values():
+                self.writer.write_crop(crop)
+            for photo in self.paster.ready() if self.paster else ():
+                self.paste(photo)
             for batch, refs in load_batches(plan.todo, resolution, self.options.batch_size, self.refuse):
                 self.run_batch(batch, refs)
         except KeyboardInterrupt:
@@ -121,7 +160,7 @@ class Job:
         outcome = search_batch(self.generator, items, refs, self.options, hooks)
         if outcome.result is None:
             for item, seed in zip(items, outcome.seeds):
-                self.record(item.name, item.path, "failed", seed=seed, error=outcome.error)
+                self.record_item(item, "failed", seed=seed, error=outcome.error)
             return
         self.report.roles = outcome.result.roles
         for i, (item, seed) in enumerate(zip(items, outcome.seeds)):
@@ -139,13 +178,13 @@ class Job:
         }
         error = result.errors[i] if result.errors else None
         if error is not None:
-            self.record(item.name, item.path, "failed", eps_met=False, error=error, **common)
+            self.record_item(item, "failed", eps_met=False, error=error, **common)
             return
         latent = self.writer.write_latent(item.name, i, result) if self.writer.save_latent else None
-        output = self.writer.write_image(item.name, result.best_image[i])
+        output = self.writer.write_image(item.output, result.best_image[i])
         niqe = self.writer.niqe_of(output) if self.writer.niqe else None
-        self.record(
-            item.name, item.path, "ok", output=output.name, eps_met=bool(result.eps_met[i]),
+        self.record_item(
+            item, "ok", output=item.output, eps_met=bool(result.eps_met[i]),
             rescore=rescore_of(result.rescore, i), niqe=niqe, latent=latent, **common,
         )
 
@@ -163,6 +202,8 @@ def upsample_folder(
     listener: Listener | None = None,
     contact_sheet: bool = True,
     resume: bool = False,
+    faces: FaceOptions | None = None,
+    detector: Detector | Callable[[], Detector] | None = None,
 ) -> UpsampleReport:
     """Upsample every input of ``input_dir`` (or ``shard``'s slice of them) into ``output_dir``.
 
@@ -176,12 +217,22 @@ def upsample_folder(
     (remake them) or ``resume`` (keep them anyway). ``niqe`` scores each output with NIQE
     when the model's output is at least 192 px. On KeyboardInterrupt the report keeps every
     finished image and says it was interrupted, and the interrupt propagates.
+
+    ``faces`` says how inputs are read (``FaceOptions``: aligned crops, photos, the input size, how
+    photos are pasted back); a photo's faces are written as ``faces/{stem}_{k}.png`` (the crop
+    searched), ``upsampled/{stem}_{k}.png`` and, pasted back, ``photos/{stem}.png``. ``detector``
+    (a ``Detector`` or a function making one) is made from ``faces.weights`` when none is given,
+    the first time a photo needs it.
     """
     options = options or SearchOptions()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if overwrite and resume:
         raise UpsampleError("overwrite remakes existing outputs and resume keeps them: choose one")
-    plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard)
+    try:
+        reader = InputReader(generator.resolution, faces or FaceOptions(), detector)
+    except ValueError as exc:
+        raise UpsampleError(str(exc)) from None
+    plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard, reader=reader)
     prepare_output_dir(output_dir)
     with FolderLock(plan.lock_path):
         if not resume:
@@ -189,7 +240,8 @@ def upsample_folder(
         writer = OutputWriter(
             output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
         )
-        job = Job(generator, output_dir, options, plan, writer, listener or Listener())
+        paster = PhotoPaster(output_dir, plan.todo, plan.done, reader.options.bg_scale)
+        job = Job(generator, output_dir, options, plan, writer, listener or Listener(), paster)
         return job.run(contact_sheet)
 
 

@@ -1,26 +1,29 @@
 """Planning a job: which inputs, which output names, which shard, what is done already.
 
 ``make_plan`` turns an input folder into ``Item``s (one per output image: ``{stem}`` or
-``{stem}_{k}`` with duplicates), refuses inputs whose output name clashes (over the whole folder,
-so every shard agrees), takes this worker's shard of the inputs, and sets aside items whose
-output exists (resume). A step that finds several subjects in
-one input (face detection) belongs here: it turns one input into several ``Item``s.
+``{stem}_{k}`` with duplicates), leaves out files that are not images (noted), refuses inputs whose
+output name clashes (over the whole folder, so every shard agrees), takes this worker's shard of the
+inputs, reads what each input is (``inputs``: an aligned crop, or a photo whose faces each become an
+``Item`` ``{stem}_{k}``) and sets aside items whose output exists (resume).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pulse_cli import plugins
 from pulse_cli.backends import get_backend
 from pulse_cli.graphs.losses import parse_loss_str
+from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
+from pulse_cli.upsample.inputs import Crop, FaceDetectionError, InputReader, is_image_file
 
 
 class UpsampleError(ValueError):
@@ -66,10 +69,21 @@ class Shard:
 
 @dataclass(frozen=True)
 class Item:
-    """One output image to make: its name (``{stem}`` or ``{stem}_{k}``) and its input file."""
+    """One output image to make: its name (``{stem}`` or ``{stem}_{k}``), its input file and, when
+    it is not searched from that file as it is, the crop it is searched from (a face of a photo,
+    or an aligned crop downscaled)."""
 
     name: str
     path: Path
+    crop: Crop | None = field(default=None, compare=False)
+
+    @property
+    def output(self) -> str:
+        """Its output file, relative to the output folder: ``upsampled/{name}.png`` for a face of a
+        photo, else ``{name}.png`` as PULSE's run.py names it."""
+        if self.crop is not None and self.crop.found is not None:
+            return f"upsampled/{self.name}.png"
+        return f"{self.name}.png"
 
 
 def list_inputs(input_dir: str | Path) -> list[Path]:
@@ -102,6 +116,44 @@ def plan_items(inputs: Sequence[Path], duplicates: int) -> tuple[list[Item], lis
     return items, refused
 
 
+def read_items(
+    items: Sequence[Item], reader: InputReader
+) -> tuple[list[Item], list[tuple[Path, str]]]:
+    """``items`` with each input read for what it is (``InputReader.crops``): a photo's item becomes
+    one item per face, ``{name}_{k}`` (``{stem}_{k}_{d}`` for duplicate ``d``); inputs that fail
+    (no face, unreadable) are returned with their cause."""
+    read: dict[Path, list[Crop] | None] = {}
+    failed: dict[Path, str] = {}
+    made: dict[Path, list[Item]] = {}
+    for item in items:
+        if item.path not in read and item.path not in failed:
+            try:
+                read[item.path] = reader.crops(item.path, item.path.stem)
+            except InputImageError as exc:
+                failed[item.path] = exc.cause
+            except FaceDetectionError as exc:
+                raise UpsampleError(str(exc)) from None
+        if item.path in failed:
+            continue
+        crops = read[item.path]
+        duplicate = item.name[len(item.path.stem) :]  # "" or "_{d}"
+        for crop in crops or ():
+            photo = None if crop.photo is None else f"{crop.photo}{duplicate}"
+            crop = crop if photo == crop.photo else dataclasses.replace(crop, photo=photo)
+            made.setdefault(item.path, []).append(Item(f"{crop.name}{duplicate}", item.path, crop))
+        if crops is None:
+            made.setdefault(item.path, []).append(item)
+    owners: dict[str, Path] = {}
+    for path, its in made.items():  # a face's name ({stem}_{k}) may be another input's stem
+        clash = next((owners[i.name] for i in its if i.name in owners), None)
+        if clash is not None:
+            failed[path] = f"its output name clashes with {clash.name}'s"
+            continue
+        owners.update((i.name, path) for i in its)
+    out = [item for path, its in made.items() if path not in failed for item in its]
+    return out, list(failed.items())
+
+
 def check_options(options: SearchOptions) -> None:
     """Fail before any search when the loss string, optimizer or backend names nothing loadable."""
     try:
@@ -124,7 +176,8 @@ def image_seed(seed: int | None, name: str) -> int:
 @dataclass
 class Plan:
     """A job's work: items to search (``todo``), items whose output exists (``done``), inputs
-    refused with their cause, and the shard's report, contact-sheet and lock-file paths."""
+    refused with their cause, the shard's report, contact-sheet and lock-file paths, and the files
+    left out because they are not images."""
 
     todo: list[Item]
     done: list[Item]
@@ -133,11 +186,7 @@ class Plan:
     report_path: Path
     sheet_path: Path
     lock_path: Path
-
-
-def output_path(output_dir: Path, name: str) -> Path:
-    """Where output image ``name`` is written (as PULSE's run.py names it): ``{name}.png``."""
-    return output_dir / f"{name}.png"
+    ignored: list[Path] = field(default_factory=list)
 
 
 def shard_suffix(shard: Shard | None) -> str:
@@ -157,12 +206,19 @@ def make_plan(
     *,
     overwrite: bool = False,
     shard: Shard | None = None,
+    reader: InputReader | None = None,
 ) -> Plan:
     """Plan the job over ``input_dir`` (or ``shard``'s slice of it, from the environment under
-    ``paddle.distributed.launch`` when none is given); ``UpsampleError`` when it cannot start."""
+    ``paddle.distributed.launch`` when none is given), each input read for what it is by
+    ``reader`` (without one, every input is searched as it is); ``UpsampleError`` when it cannot
+    start."""
     if output_dir.resolve() == input_dir.resolve():
         raise UpsampleError(f"output folder {output_dir} must differ from the input folder")
-    inputs = list_inputs(input_dir)
+    files = list_inputs(input_dir)
+    ignored = [path for path in files if not is_image_file(path)]
+    inputs = [path for path in files if path not in ignored]
+    if not inputs:
+        raise UpsampleError(f"input folder {input_dir} has no images to upsample ({len(files)} other files)")
     check_options(options)
     items, refused = plan_items(inputs, options.duplicates)  # names clash across shards too
     shard = shard or Shard.from_env()
@@ -170,7 +226,10 @@ def make_plan(
         mine = set(shard.select(inputs))
         items = [item for item in items if item.path in mine]
         refused = [(path, cause) for path, cause in refused if path in mine]
-    done = [item for item in items if not overwrite and output_path(output_dir, item.name).is_file()]
+    if reader is not None:  # after sharding: each worker looks for faces in its own photos only
+        items, failed = read_items(items, reader)
+        refused += failed
+    done = [item for item in items if not overwrite and (output_dir / item.output).is_file()]
     skipped = set(done)
     suffix = shard_suffix(shard)
     return Plan(
@@ -181,4 +240,5 @@ def make_plan(
         report_path=output_dir / f"report{suffix}.json",
         sheet_path=output_dir / f"contact_sheet{suffix}.png",
         lock_path=lock_path(output_dir, shard),
+        ignored=ignored,
     )

@@ -34,6 +34,11 @@ class ImageRecord:
     as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
     ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
     ``input_sha256`` is the input file's digest, so a rerun knows whether the input changed.
+    ``output``, ``crop`` and ``photo`` are paths relative to the output folder: the upsampled image,
+    the crop it was searched from when that is not the input file as it is (``faces/…``), and for a
+    face of a photo the photo with its faces pasted back (``photos/…``). ``face`` holds what the
+    detector found (``box`` [x, y, w, h], ``confidence``, ``keypoints``) and ``transform``, the
+    crop's placement in the photo. ``note`` says how the input was read (downscaled, which face).
     """
 
     name: str
@@ -54,12 +59,17 @@ class ImageRecord:
     latent: str | None = None
     error: str | None = None
     input_sha256: str | None = None
+    crop: str | None = None
+    face: dict[str, Any] | None = None
+    photo: str | None = None
+    note: str | None = None
 
 
 @dataclass
 class UpsampleReport:
     """The job's report: the model, the options, which runtime did what in its searches
-    (``roles``, from ``Backend.roles``; None until a search ran) and one record per output image.
+    (``roles``, from ``Backend.roles``; None until a search ran), one record per output image, and
+    the input folder's files left out because they are not images (``ignored``).
     ``contact_sheet_paths`` holds the contact sheet's pages (report.json: ``contact_sheets``, and
     ``contact_sheet``, the first page, as version 1 readers know it)."""
 
@@ -72,6 +82,7 @@ class UpsampleReport:
     interrupted: bool = False
     report_path: Path | None = None
     contact_sheet_paths: list[Path] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(record.status == status for record in self.images)
@@ -81,13 +92,14 @@ class UpsampleReport:
         return [record for record in self.images if record.status == "failed"]
 
     def summary(self) -> dict[str, Any]:
-        """Counts of outcomes: total, ok, skipped, failed, and how many met eps."""
+        """Counts of outcomes: total, ok, skipped, failed, how many met eps, and files ignored."""
         return {
             "total": len(self.images),
             "ok": self.count("ok"),
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
             "eps_met": sum(bool(record.eps_met) for record in self.images),
+            "ignored": len(self.ignored),
             "interrupted": self.interrupted,
         }
 
@@ -103,6 +115,7 @@ class UpsampleReport:
             "contact_sheet": self.contact_sheet_paths[0].name if self.contact_sheet_paths else None,
             "contact_sheets": [path.name for path in self.contact_sheet_paths],
             "images": [asdict(record) for record in self.images],
+            "ignored": self.ignored,
         }
 
     def save(self) -> None:
@@ -134,6 +147,9 @@ class Listener:
 
     def image_finished(self, record: ImageRecord) -> None:
         """An output image was written, failed or skipped."""
+
+    def photo_pasted(self, output: str, names: Sequence[str]) -> None:
+        """A photo (``output``, relative to the output folder) got its faces ``names`` pasted back."""
 
 
 def known_fields() -> set[str]:

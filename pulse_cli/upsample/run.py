@@ -24,15 +24,16 @@ from pulse_cli.upsample.plan import Item, image_seed
 def load_batches(
     items: Sequence[Item], resolution: int, batch_size: int, refuse: Callable[[Path, str], None]
 ) -> Iterator[tuple[list[Item], np.ndarray]]:
-    """Loaded inputs [B,3,r,r] grouped into batches of at most ``batch_size`` of one size each;
-    an unreadable input is refused once (with its error), however many duplicates it has."""
+    """Loaded inputs [B,3,r,r] (an item's crop when it has one, else its file) grouped into
+    batches of at most ``batch_size`` of one size each; an unreadable input is refused once (with
+    its error), however many duplicates it has."""
     pending: list[tuple[Item, np.ndarray]] = []
     refused: set[Path] = set()
     for item in items:
         if item.path in refused:
             continue
         try:
-            image = load_input(item.path, resolution)
+            image = item.crop.image if item.crop is not None else load_input(item.path, resolution)
         except InputImageError as exc:
             refused.add(item.path)
             refuse(item.path, str(exc))

@@ -1,8 +1,8 @@
 """Writing a job's outputs: each searched image, its latent, every step's images, its NIQE, and
 the contact sheet (paged, ``SHEET_COLUMNS`` images a page). Every file is written atomically.
 
-``OutputWriter.write_image`` is where an output becomes a file: a step that puts the upsampled
-image back into a larger photo (paste-back) belongs there.
+``OutputWriter.write_image`` is where an output becomes a file; the crops faces are searched from
+are written by ``write_crop`` (paste-back into photos is ``photos``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pulse_cli.atomic import atomic_save_image, atomic_write
 from pulse_cli.contact_sheet import SheetColumn, save_contact_sheet
 from pulse_cli.images import InputImageError, load_input, read_image, to_pil
 from pulse_cli.search import SearchResult, StepReport
-from pulse_cli.upsample.plan import output_path
+from pulse_cli.upsample.inputs import Crop
 from pulse_cli.upsample.report import ImageRecord, UpsampleReport
 
 NIQE_MIN_SIDE = 192  # NIQE's 96-pixel blocks at two scales
@@ -38,11 +38,17 @@ class OutputWriter:
         self.save_latent = save_latent
         self.niqe = niqe
 
-    def write_image(self, name: str, image: np.ndarray) -> Path:
-        """Write output image ``name`` ([3,R,R] in [0, 1]) as ``{name}.png``; the path written."""
-        path = output_path(self.output_dir, name)
+    def write_image(self, output: str, image: np.ndarray) -> Path:
+        """Write an output image ([3,R,R] in [0, 1]) to ``output`` (``Item.output``, relative to the
+        output folder); the path written."""
+        path = self.output_dir / output
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_save_image(to_pil(image), path)
         return path
+
+    def write_crop(self, crop: Crop) -> None:
+        """Write the crop an output is searched from as ``faces/{name}.png``."""
+        self.write_image(crop.file, crop.image)
 
     def write_latent(self, name: str, i: int, result: SearchResult) -> str:
         """Write image ``i``'s best latent and noise maps as ``{name}.npz`` (``latent`` [1 or L, D],
@@ -83,6 +89,13 @@ class OutputWriter:
         return score if math.isfinite(score) else None
 
 
+def searched_input(output_dir: Path, record: ImageRecord, resolution: int) -> np.ndarray:
+    """What an output was searched from: its crop (``faces/…``) when it has one, else its input."""
+    if record.crop is not None:
+        return read_image(output_dir / record.crop)
+    return load_input(record.input, resolution)
+
+
 def _with_outputs(report: UpsampleReport) -> list[ImageRecord]:
     return [record for record in report.images if record.status != "failed" and record.output is not None]
 
@@ -98,7 +111,7 @@ def sheet_pages(
         columns = []
         for record in records[start : start + per_page]:
             try:
-                lr = load_input(record.input, resolution)
+                lr = searched_input(report.output_dir, record, resolution)
                 hr = read_image(report.output_dir / record.output)
             except InputImageError:
                 continue
