@@ -106,10 +106,15 @@ class ProgressListener(Listener):
             error_line(record.error or "failed")
             return
         met = "[green]eps met[/]" if record.eps_met else "[yellow]eps not met[/]"
+        note = f" [dim]({escape(record.note)})[/]" if record.note else ""
         self.progress.console.print(
             f"{escape(record.name)}: L2 {record.l2:.4f} ({met}), best step {record.best_step}, "
-            f"{record.seconds:.1f} s"
+            f"{record.seconds:.1f} s{note}"
         )
+
+    def photo_pasted(self, output: str, names: Sequence[str]) -> None:
+        pasted = f"{output}: {len(names)} face(s) pasted back ({', '.join(names)})"
+        self.progress.console.print(escape(pasted))
 
 
 def make_progress() -> Progress:
@@ -140,10 +145,13 @@ def roles_line(roles: dict[str, str]) -> str:
 
 
 def print_summary(report: UpsampleReport) -> None:
+    for name in report.ignored:
+        err.print(escape(f"note: {name} is not an image: left out"))
     counts = report.summary()
+    ignored = f", {counts['ignored']} not images (left out)" if counts["ignored"] else ""
     out.print(
         f"{counts['ok']} upsampled ({counts['eps_met']} met eps), {counts['skipped']} skipped "
-        f"(output exists), {counts['failed']} failed"
+        f"(output exists), {counts['failed']} failed{ignored}"
     )
     if report.roles:
         out.print(escape(f"backend {report.options['backend']}: {roles_line(report.roles)}"))

@@ -19,10 +19,12 @@ from pulse_cli.cli.common import (
     run_job,
     use_device,
 )
+from pulse_cli.faces.detect import MIN_FACE
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import LR_SCHEDULES, NOISE_TYPES, SearchOptions
 from pulse_cli.upsample import (
     NIQE_MIN_SIDE,
+    FaceOptions,
     Listener,
     Shard,
     UpsampleReport,
@@ -36,6 +38,7 @@ DEFAULTS = SearchOptions()
 SEARCH = "Search (PULSE's run.py)"
 MODEL = "Model and device"
 OUTPUT = "Output"
+FACES = "Faces in photos"
 
 
 NoiseType = choices("NoiseType", NOISE_TYPES)
@@ -57,7 +60,7 @@ SHARD_HELP = (
 
 @app.command()
 def upsample(
-    input_dir: Annotated[Path, typer.Argument(help="Folder of low-resolution square faces.")],
+    input_dir: Annotated[Path, typer.Argument(help="Folder of aligned face crops and/or photos.")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Where outputs and report.json go.")],
     model: Annotated[str, _option(MODEL, "Generator plugin (see `pulse models list`).")] = DEFAULT_MODEL,
     weights: Annotated[Path | None, _option(MODEL, "Weights file or folder for the model.")] = None,
@@ -106,13 +109,42 @@ def upsample(
     ] = False,
     shard: Annotated[str | None, _option(OUTPUT, SHARD_HELP, show_default=False)] = None,
     as_json: Annotated[bool, _option(OUTPUT, "Print one JSON summary, no progress.", "--json")] = False,
+    aligned: Annotated[
+        bool, _option(FACES, "Every input is an aligned face crop: no detection.", "--aligned")
+    ] = False,
+    detect: Annotated[
+        bool, _option(FACES, "Every input is a photo: look for faces even in small squares.", "--detect")
+    ] = False,
+    input_size: Annotated[
+        int | None,
+        _option(FACES, "Side faces are searched at (default: 16, or the largest side below it that the "
+                "model takes).", min=8, max=64, show_default=False),
+    ] = None,
+    max_faces: Annotated[
+        int | None, _option(FACES, "Upsample at most N faces per photo, highest scores first.", min=1)
+    ] = None,
+    only_center_face: Annotated[
+        bool, _option(FACES, "Upsample only the face nearest each photo's centre.", "--only-center-face")
+    ] = False,
+    min_face: Annotated[int, _option(FACES, "Smallest face side looked for, in pixels.", min=12)] = MIN_FACE,
+    bg_scale: Annotated[
+        float | None,
+        _option(FACES, "Enlarge photos this much to paste faces back (default: each face at its "
+                "upsampled size, the photo at most 4096 px).", min=0.01, show_default=False),
+    ] = None,
 ) -> None:
     """Upsample every face in INPUT_DIR with PULSE into OUTPUT_DIR.
 
-    Inputs: square PNG, JPEG, BMP or WebP images whose side is the model's
-    resolution divided by a power of two (2 to 32 px for the default 64 px
-    model). Writes {stem}.png per input, report.json and
-    contact_sheet.png; existing outputs are skipped, so a rerun resumes
+    Inputs (PNG, JPEG, BMP, WebP): aligned square face crops, or photos.
+    A crop no larger than the input size (or under 64 px) is searched as it is; its side
+    must be the model's resolution divided by a power of two (2 to 32 px
+    for the default 64 px model). A larger square whose one face fills it is
+    downscaled to the input size; in anything else MTCNN finds the faces,
+    each is aligned as FFHQ was and searched. Writes {stem}.png per
+    aligned input; per photo faces/{stem}_{k}.png (the crop searched),
+    upsampled/{stem}_{k}.png and photos/{stem}.png (faces pasted back);
+    report.json and contact_sheet.png. Files that are not images are
+    left out with a note. Existing outputs are skipped, so a rerun resumes
     (a rerun with other options stops and says which differ: --overwrite
     or --resume).
     Exit code 0 when every image worked, 1 when any failed, 2 for usage
@@ -127,6 +159,12 @@ def upsample(
             bad_noise_layers=bad_noise_layers, opt_name=opt_name, learning_rate=learning_rate, steps=steps,
             lr_schedule=lr_schedule.value, save_intermediate=save_intermediate, batch_size=batch_size,
             duplicates=duplicates, early_stop=early_stop, backend=backend.value, starts=starts,
+        )
+        if aligned and detect:
+            raise ValueError("--aligned and --detect contradict each other: choose one")
+        faces = FaceOptions(
+            mode="aligned" if aligned else "detect" if detect else "auto", input_size=input_size,
+            max_faces=max_faces, only_center_face=only_center_face, min_face=min_face, bg_scale=bg_scale,
         )
         chosen_shard = Shard.parse(shard) if shard is not None else None
         list_inputs(input_dir)  # fail fast, before any model download
@@ -143,7 +181,7 @@ def upsample(
     def job(listener: Listener) -> UpsampleReport:
         return upsample_folder(
             generator, input_dir, output_dir, options, overwrite=overwrite, save_latent=save_latent,
-            niqe=niqe, shard=chosen_shard, listener=listener, resume=resume,
+            niqe=niqe, shard=chosen_shard, listener=listener, resume=resume, faces=faces,
         )
 
     report = run_job(job, as_json)
