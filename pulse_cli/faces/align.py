@@ -3,7 +3,8 @@
 This follows the FFHQ dataset script (``recreate_aligned_images`` in NVlabs/ffhq-dataset), which
 PULSE's ``align_face.py`` also follows: an oriented square (the quad) from the eye centres and the
 mouth, then shrink, crop, reflect-pad with blur where the quad leaves the photo, and a quad
-transform to four times the output size, antialiased down to it. FFHQ takes the eye centres as the
+transform to four times the output size, antialiased down to it (a crop larger than the face is
+in the photo is sampled once, bicubically, instead: ``faces.bicubic``). FFHQ takes the eye centres as the
 mean of dlib's six eye points and the mouth corners as its outer-lip points 0 and 6; MTCNN gives
 the eye centres and mouth corners directly. Every step works on float pixels (FFHQ rounds to 8 bits
 after padding), and the quad is tracked in continuous coordinates, so the crop's position in the
@@ -19,6 +20,7 @@ import numpy as np
 import scipy.ndimage
 from PIL import Image
 
+from pulse_cli.faces import bicubic
 from pulse_cli.faces.planes import from_planes, resized, to_planes
 
 TRANSFORM_OVERSAMPLING = 4  # FFHQ: transform_size 4096 for output_size 1024
@@ -161,17 +163,26 @@ def align(image: np.ndarray, keypoints: np.ndarray, size: int = 16) -> Alignment
         pixels = _reflect_pad(pixels, pad, qsize)
         corners = corners + pad[0:2]
 
-    transform_size = size * TRANSFORM_OVERSAMPLING
-    channels = [
-        c.transform(
-            (transform_size, transform_size),
-            Image.Transform.QUAD,
-            tuple(corners.flatten()),
-            Image.Resampling.BILINEAR,
-        )
-        for c in to_planes(pixels)
-    ]
-    crop_pixels = resized(from_planes(channels), (size, size), Image.Resampling.LANCZOS)
+    if size >= qsize:
+        # an enlargement: nothing to antialias, so one bicubic sampling (the kernel the photo is
+        # enlarged with to paste faces back) instead of FFHQ's bilinear at 4x and Lanczos down,
+        # which blurs (a crop pasted back would differ from the photo by up to 13/255)
+        top_left, bottom_left, top_right = corners[0], corners[1], corners[3]
+        steps = [(top_right - top_left) / size, (bottom_left - top_left) / size]
+        to_pixels = np.stack([*steps, top_left], axis=1)
+        crop_pixels = bicubic.warp(pixels, to_pixels, (size, size))
+    else:
+        transform_size = size * TRANSFORM_OVERSAMPLING
+        channels = [
+            c.transform(
+                (transform_size, transform_size),
+                Image.Transform.QUAD,
+                tuple(corners.flatten()),
+                Image.Resampling.BILINEAR,
+            )
+            for c in to_planes(pixels)
+        ]
+        crop_pixels = resized(from_planes(channels), (size, size), Image.Resampling.LANCZOS)
     crop_image = np.clip(crop_pixels / 255.0, 0.0, 1.0).transpose(2, 0, 1)
 
     top_left, bottom_left, top_right = quad[0] + 0.5, quad[1] + 0.5, quad[3] + 0.5

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from pulse_cli.faces import bicubic
 from pulse_cli.faces.align import Alignment
-from pulse_cli.faces.planes import from_planes, resized, to_planes
+from pulse_cli.faces.planes import resized
 
 MAX_SIDE = 4096  # the default enlarged photo's longer side, at most
 FEATHER = 0.1  # the width of the blend at the crop's edges, as a fraction of its side
@@ -95,9 +96,7 @@ def _blend(
     to_face[:, 2] += to_face[:, :2] @ [left, top]
     data = tuple(to_face.flatten())
     region = (right - left, bottom - top)
-    warped = from_planes(
-        [c.transform(region, Image.Transform.AFFINE, data, Image.Resampling.BICUBIC) for c in to_planes(face)]
-    )
+    warped = bicubic.warp(face, to_face, region)  # the kernel the background was enlarged with
     mask_image = Image.fromarray(feather_mask(side, feather), mode="F")
     mask = np.asarray(mask_image.transform(region, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR))[
         :, :, None
