@@ -1,8 +1,12 @@
-"""The demo: low-resolution faces made by the default generator from held-out seeds, upsampled back.
+"""The demo: low-resolution faces made by the default generator from held-out seeds, upsampled back,
+and a real photo end to end.
 
 The faces come from seeds the search never draws its starting points from, so PULSE has to find
-them (or other faces that downscale the same) on its own. The contact sheet adds a row with the
-originals, which shows how much the low-resolution input leaves open.
+them (or other faces that downscale the same) on its own. The photo (``PHOTO``, shipped in the
+package) goes through what any photo does: its face is found, aligned, shrunk to the input size,
+upsampled and pasted back. The contact sheet adds a row with the originals (for the photo's face:
+its aligned crop at the model's resolution), which shows how much the low-resolution input leaves
+open.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from pulse_cli.atomic import atomic_save_image
+from pulse_cli.atomic import atomic_save_image, atomic_write
 from pulse_cli.contact_sheet import save_contact_sheet
+from pulse_cli.faces.align import align
+from pulse_cli.faces.detect import KEYPOINTS
 from pulse_cli.graphs.bicubic import downscale_images
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import read_image, to_pil
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import draw_start
-from pulse_cli.upsample import Listener, UpsampleReport, sheet_columns, upsample_folder
+from pulse_cli.upsample import FaceOptions, Listener, UpsampleReport, sheet_columns, upsample_folder
 
 FACE_SEED = 1_000_000  # the faces' seeds start here; the search's own seeds are drawn elsewhere
 SEARCH_SEED = 0
 FACES = 6
 FACTOR = 4
+PHOTO = Path(__file__).parent / "data" / "astronaut.jpg"  # NASA, public domain (see the README)
+PHOTO_FACES = 1
 
 
 def make_faces(generator: Generator, count: int, seed: int = FACE_SEED) -> np.ndarray:
@@ -53,6 +61,24 @@ def write_demo_inputs(
     return names
 
 
+def write_demo_photo(folder: Path, photo: Path = PHOTO) -> None:
+    """Copy the demo's photo into ``folder/inputs``, where its faces are found like any photo's."""
+    (folder / "inputs").mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "inputs" / photo.name, "wb") as file:
+        file.write(photo.read_bytes())
+
+
+def write_photo_originals(report: UpsampleReport, folder: Path, resolution: int) -> None:
+    """For each face found in a photo, its aligned crop at the model's resolution, as
+    ``folder/originals/{name}.png``: what the photo shows of the face the search was given."""
+    for record in report.images:
+        if record.face is None or record.status == "failed":
+            continue
+        keypoints = np.array([record.face["keypoints"][name] for name in KEYPOINTS])
+        crop = align(read_image(record.input), keypoints, resolution).image
+        atomic_save_image(to_pil(crop), folder / "originals" / f"{record.name}.png")
+
+
 def run_demo(
     generator: Generator,
     folder: str | Path,
@@ -61,18 +87,23 @@ def run_demo(
     factor: int = FACTOR,
     options: SearchOptions | None = None,
     listener: Listener | None = None,
+    photo: Path | None = PHOTO,
 ) -> UpsampleReport:
-    """Make the demo's inputs in ``folder`` and upsample them into ``folder/outputs``.
+    """Make the demo's inputs in ``folder`` (``faces`` generated faces and ``photo``) and upsample
+    them into ``folder/outputs``; the photo's face is searched at the generated faces' input size.
 
     Outputs are redone on every run. The contact sheet has the originals as a fifth row.
     """
     folder = Path(folder)
-    options = options or SearchOptions(seed=SEARCH_SEED, batch_size=faces)
+    options = options or SearchOptions(seed=SEARCH_SEED, batch_size=faces + PHOTO_FACES)
     write_demo_inputs(generator, folder, faces, factor)
+    if photo is not None:
+        write_demo_photo(folder, photo)
     report = upsample_folder(
         generator, folder / "inputs", folder / "outputs", options, overwrite=True, listener=listener,
-        contact_sheet=False,
+        contact_sheet=False, faces=FaceOptions(input_size=generator.resolution // factor),
     )
+    write_photo_originals(report, folder, generator.resolution)
     columns = [
         replace(column, original=read_image(folder / "originals" / f"{column.title}.png"))
         for column in sheet_columns(report, generator.resolution)

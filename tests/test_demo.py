@@ -1,4 +1,5 @@
-"""``pulse demo``: faces from held-out seeds, downscaled, upsampled back, compared on one sheet."""
+"""``pulse demo``: faces from held-out seeds, downscaled, upsampled back, compared on one sheet;
+a real photo found, aligned, upsampled and pasted back."""
 
 from __future__ import annotations
 
@@ -9,24 +10,38 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
-from pulse_cli.demo import make_faces
+from pulse_cli.demo import PHOTO, make_faces
+from pulse_cli.images import read_image
 
 
-def test_demo_writes_inputs_outputs_report_and_a_five_row_sheet(dcgan_cache, tmp_path):
+def test_demo_writes_inputs_outputs_report_and_a_five_row_sheet(photo_cache, tmp_path):
     folder = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "-o", str(folder), "--faces", "2", "--steps", "3"])
     assert result.exit_code == 0, result.output
     names = ["face_0", "face_1"]
-    assert sorted(p.stem for p in (folder / "inputs").iterdir()) == names
+    inputs = sorted(p.name for p in (folder / "inputs").iterdir())
+    assert inputs == ["astronaut.jpg", "face_0.png", "face_1.png"]
     assert all(Image.open(folder / "inputs" / f"{n}.png").size == (16, 16) for n in names)
-    assert all(Image.open(folder / "originals" / f"{n}.png").size == (64, 64) for n in names)
+    originals = [*names, "astronaut_1"]
+    assert all(Image.open(folder / "originals" / f"{n}.png").size == (64, 64) for n in originals)
     assert all(Image.open(folder / "outputs" / f"{n}.png").size == (64, 64) for n in names)
-    report = json.loads((folder / "outputs" / "report.json").read_text())
-    assert [image["name"] for image in report["images"]] == names
+    # the photo, end to end: its face found, aligned to 16 px, upsampled, pasted back
+    outputs = folder / "outputs"
+    assert Image.open(outputs / "faces" / "astronaut_1.png").size == (16, 16)
+    assert Image.open(outputs / "upsampled" / "astronaut_1.png").size == (64, 64)
+    assert Image.open(outputs / "photos" / "astronaut.png").size == Image.open(PHOTO).size
+    report = json.loads((outputs / "report.json").read_text())
+    assert [image["name"] for image in report["images"]] == ["astronaut_1", *names]
+    assert report["images"][0]["photo"] == "photos/astronaut.png"
     assert report["contact_sheet"] == "contact_sheet.png"
-    sheet = Image.open(folder / "outputs" / "contact_sheet.png")
+    sheet = Image.open(outputs / "contact_sheet.png")
     cell, gap, title = 128, 4, 34
     assert sheet.height == title + 5 * (cell + gap) + gap  # four rows and the originals
+
+
+def test_the_demo_photo_is_a_small_jpeg_with_one_face(detector):
+    assert PHOTO.suffix == ".jpg" and PHOTO.stat().st_size < 100_000
+    assert len(detector(read_image(PHOTO))) == 1
 
 
 def test_demo_faces_are_reproducible_and_distinct(dcgan_generator):

@@ -9,7 +9,7 @@ import typer
 
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import Device, device_option, get_generator, run_job, use_device
-from pulse_cli.demo import FACES, SEARCH_SEED, run_demo
+from pulse_cli.demo import FACES, PHOTO_FACES, SEARCH_SEED, run_demo
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import Listener, UpsampleReport
@@ -27,18 +27,21 @@ def demo(
     device: Annotated[Device | None, device_option("Device (default: Paddle's):")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary, no progress.")] = False,
 ) -> None:
-    """Make a few tiny faces with the default generator, upsample them back.
+    """Make a few tiny faces with the default generator, upsample them back,
+    and take a real photo (NASA's astronaut portrait) through face detection,
+    alignment, upsampling and paste-back.
 
-    The faces come from held-out seeds. The model is fetched on first use
-    (offline afterwards). Writes OUTPUT/originals, OUTPUT/inputs (16x16)
-    and OUTPUT/outputs with report.json and contact_sheet.png. About a
-    minute on a laptop CPU.
+    The faces come from held-out seeds. The model and the face detector are
+    fetched on first use (offline afterwards). Writes OUTPUT/originals,
+    OUTPUT/inputs (16x16 faces and the photo) and OUTPUT/outputs with
+    report.json, contact_sheet.png, and the photo's faces/, upsampled/ and
+    photos/. About a minute on a laptop CPU.
 
     Example: pulse demo -o pulse-demo
     """
     use_device(device)
     generator = get_generator(model, None, None)
-    options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=faces)
+    options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=faces + PHOTO_FACES)
 
     def job(listener: Listener) -> UpsampleReport:
         return run_demo(generator, output_dir, faces=faces, options=options, listener=listener)
