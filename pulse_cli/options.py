@@ -7,6 +7,10 @@ import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pulse_cli.graphs.generator import LATENT_LAYOUTS
+
+__all__ = ["LATENT_LAYOUTS", "LR_SCHEDULES", "NOISE_TYPES", "SearchOptions"]
+
 NOISE_TYPES = ("zero", "fixed", "trainable")
 LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 
@@ -20,6 +24,10 @@ class SearchOptions:
     ``starts`` is how many random starting points are scored before
     the search starts from the best; ``early_stop`` ends a search once every image meets eps.
 
+    ``latent_layout`` is how many latent vectors are searched and which synthesis rows each
+    feeds (``full``, ``tiled``, ``shared``: ``pulse_cli.graphs.generator.LatentLayout``); ``None``
+    means the generator's declared default. ``tile_latent`` is PULSE's name for ``tiled``.
+
     ``bad_noise_layers`` is PULSE's dot-separated list ("17"); ``None`` means the
     generator's last noise layer, which is PULSE's 17 for an 18-layer StyleGAN.
     """
@@ -30,6 +38,7 @@ class SearchOptions:
     noise_type: str = "trainable"
     num_trainable_noise_layers: int = 5
     tile_latent: bool = False
+    latent_layout: str | None = None
     bad_noise_layers: str | None = None
     opt_name: str = "adam"
     learning_rate: float = 0.4
@@ -47,6 +56,14 @@ class SearchOptions:
             raise ValueError(f"unknown noise type {self.noise_type!r}; known: {', '.join(NOISE_TYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
+        if self.latent_layout is not None and self.latent_layout not in LATENT_LAYOUTS:
+            raise ValueError(
+                f"unknown latent layout {self.latent_layout!r}; known: {', '.join(LATENT_LAYOUTS)}"
+            )
+        if self.tile_latent and self.latent_layout not in (None, "tiled"):
+            raise ValueError(
+                f"--tile-latent is the tiled layout; it contradicts --latent-layout {self.latent_layout}"
+            )
         for name in ("steps", "batch_size", "duplicates", "starts"):
             _check_int(name, getattr(self, name), 1)
         _check_int("num_trainable_noise_layers", self.num_trainable_noise_layers, 0)
@@ -72,6 +89,10 @@ class SearchOptions:
         if not self.bad_noise_layers:
             return set()
         return {int(layer) for layer in self.bad_noise_layers.split(".")}
+
+    def layout(self, generator_default: str) -> str:
+        """The latent layout searched: the one asked for, else the generator's default."""
+        return "tiled" if self.tile_latent else self.latent_layout or generator_default
 
     def with_(self, **changes: Any) -> SearchOptions:
         """A copy with some options changed."""

@@ -51,7 +51,8 @@ class SearchResult:
     """The outcome of one search over a batch of references.
 
     ``log`` maps TOTAL and each loss term to an array [steps_run, B], recorded before each step.
-    ``best_image`` is each image's lowest-TOTAL image, made from ``best_latent`` [B, 1 or L, D]
+    ``best_image`` is each image's lowest-TOTAL image, made from ``best_latent`` [B, G, D] (G
+    rows as ``layout`` lays them out: ``Generator.row_index``)
     and ``best_noise`` (every noise map as it was fed at that step, one [B,1,r,r] per noise
     layer); ``best_total`` and ``best_l2`` are its scores; ``eps_met`` says whether its L2 is
     within eps. ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
@@ -75,13 +76,14 @@ class SearchResult:
     best_total: np.ndarray | None = None
     roles: dict[str, str] = field(default_factory=dict)
     rescore: Rescore | None = None
+    layout: str = "full"
 
 
 @dataclass
 class StartingPoint:
     """The latent and noise a search starts from, as numpy arrays."""
 
-    latent: np.ndarray  # [B, 1 or L, D]
+    latent: np.ndarray  # [B, G, D], G rows as the layout lays them out
     noise: list[np.ndarray]  # one [B,1,r,r] per noise layer
 
 
@@ -101,9 +103,10 @@ def _reference_factor(generator: Generator, ref_im: np.ndarray) -> int:
 def draw_start(
     generator: Generator, batch: int, options: SearchOptions, rng: np.random.Generator
 ) -> StartingPoint:
-    """A random starting point as PULSE draws it: Gaussian latent, then Gaussian noise per layer;
-    a generator with default ("baked") noise maps starts from those instead of Gaussian noise."""
-    layers = 1 if options.tile_latent else generator.num_layers
+    """A random starting point as PULSE draws it: Gaussian latent (as many rows as the options'
+    latent layout has for this generator), then Gaussian noise per layer; a generator with default
+    ("baked") noise maps starts from those instead of Gaussian noise."""
+    layers = generator.latent_rows(options.layout(generator.latent_layout.default))
     latent = rng.standard_normal((batch, layers, generator.latent_dim), dtype=np.float32)
     if generator.latent_radius is not None:
         norms = np.sqrt((latent**2).sum(-1, keepdims=True))
@@ -312,5 +315,6 @@ def search(
         best_total=best_total,
         roles=backend.roles(objective, scorer),
         rescore=final_scores,
+        layout=options.layout(model.latent_layout.default),
     )
 

@@ -29,7 +29,8 @@ from pulse_cli.weights import read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
-FAST = ["--steps", "2", "--seed", "3"]
+DCGAN = ["--model", "dcgan-digiface"]  # small and fast; the default is the 1024 px MobileStyleGAN
+FAST = [*DCGAN, "--steps", "2", "--seed", "3"]
 
 
 def write_faces(folder: Path, sides: dict[str, int]) -> Path:
@@ -106,7 +107,8 @@ def test_onnx_backend_json_says_what_ran_where_and_holds_the_onnxruntime_scores(
 def test_search_flags_map_onto_search_options(dcgan_cache, tmp_path):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})
     result = invoke(
-        "upsample", inputs, "-o", tmp_path / "out", "--json", "--steps", "3", "--eps", "0.01", "--seed", "5",
+        "upsample", inputs, "-o", tmp_path / "out", *DCGAN, "--json", "--steps", "3", "--eps", "0.01",
+        "--seed", "5",
         "--loss-str", "10*L2+1*L1", "--noise-type", "fixed", "--num-trainable-noise-layers", "2",
         "--tile-latent", "--bad-noise-layers", "1.2", "--opt-name", "sgdm", "--learning-rate", "0.1",
         "--lr-schedule", "linear1cycle", "--batch-size", "2", "--starts", "2", "--early-stop",
@@ -225,7 +227,8 @@ def test_ctrl_c_while_the_model_loads_exits_130_with_the_interrupt_line(dcgan_ca
         (["--shard", "half"], ["expected K/N"]),
         (["--loss-str", "100*L3"], ["bad loss string '100*L3'"]),
         (["--opt-name", "lbfgs"], ["unknown optimizer 'lbfgs'"]),
-        (["--model", "nope"], ["unknown generator 'nope'", "dcgan-digiface", "stylegan-ffhq"]),
+        (["--model", "nope"], ["unknown generator 'nope'", "dcgan-digiface", "mobile-stylegan-ffhq"]),
+        (["--tile-latent", "--latent-layout", "full"], ["--tile-latent is the tiled layout"]),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(dcgan_cache, tmp_path, args, fragments):
@@ -426,7 +429,7 @@ def test_plugins_list_shows_group_distribution_and_load_errors(tv_plugin_site, t
 def test_models_list_and_info_describe_the_generators():
     listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0
-    assert "dcgan-digiface (default)" in listed.stdout and "stylegan-ffhq" in listed.stdout
+    assert "mobile-stylegan-ffhq (default)" in listed.stdout and "dcgan-digiface" in listed.stdout
     info = invoke("models", "info", "stylegan-ffhq")
     assert info.exit_code == 0 and "1024x1024" in info.stdout and "16x16" in info.stdout
     unknown = invoke("models", "info", "nope")

@@ -16,7 +16,8 @@ from pulse_cli.images import read_image
 
 def test_demo_writes_inputs_outputs_report_and_a_five_row_sheet(photo_cache, tmp_path):
     folder = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "-o", str(folder), "--faces", "2", "--steps", "3"])
+    args = ["demo", "-o", str(folder), "--model", "dcgan-digiface", "--faces", "2", "--steps", "3"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     names = ["face_0", "face_1"]
     inputs = sorted(p.name for p in (folder / "inputs").iterdir())

@@ -91,7 +91,8 @@ def test_every_registered_generator_builds_searches_and_declares_its_contract(na
     refs = np.random.default_rng(0).random((2, 3, side, side), dtype=np.float32)
     options = SearchOptions(steps=2, seed=3)
     start = draw_start(generator, 2, options, np.random.default_rng(0))
-    assert start.latent.shape == (2, generator.num_layers, generator.latent_dim)
+    rows = generator.latent_rows(options.layout(generator.latent_layout.default))
+    assert start.latent.shape == (2, rows, generator.latent_dim)
     assert [n.shape[2:] for n in start.noise] == [(r, r) for r in generator.noise_resolutions]
     with paddle.no_grad():
         image, image_lr, total, _ = build_objective(generator, 4, options)(

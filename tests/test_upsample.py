@@ -395,7 +395,7 @@ def test_onnx_backend_report_holds_onnxruntime_scores_and_latents_that_remake_ea
         assert rescore["l2"] == pytest.approx(record["l2"], rel=1e-4)
         saved = np.load(out / record["latent"])
         assert record["latent"] == f"{name}.npz"
-        assert sorted(saved.files) == sorted(["latent", *(f"noise_{k}" for k in range(8))])
+        assert sorted(saved.files) == sorted(["latent", "layout", *(f"noise_{k}" for k in range(8))])
         with paddle.no_grad():
             latent = generator.map_latent(paddle.to_tensor(saved["latent"][None]))
             image = generator(latent, [paddle.to_tensor(saved[f"noise_{k}"][None]) for k in range(8)])

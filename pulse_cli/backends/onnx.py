@@ -32,15 +32,15 @@ class OnnxScorer:
         check_parity(
             graph, {self.runtime: self.graph}, batch=1
         )  # exported graphs are never trusted unchecked
-        self.num_layers = objective.generator.num_layers
+        self.generator = objective.generator
         self.any_batch = objective.generator.capabilities.any_batch
 
     def score(
         self, latent: np.ndarray, noise: Sequence[np.ndarray], ref_im: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         latent = np.asarray(latent, np.float32)
-        if latent.shape[1] != self.num_layers:  # a tiled latent: the graph takes every layer
-            latent = np.repeat(latent, self.num_layers, axis=1)
+        if latent.shape[1] != self.generator.num_layers:  # tiled or shared: the graph takes every row
+            latent = latent[:, self.generator.expand_index(latent.shape[1])]
         feed = {"latent": latent, "ref_im": np.asarray(ref_im, np.float32)}
         feed.update({f"noise_{i}": np.asarray(n, np.float32) for i, n in enumerate(noise)})
         if self.any_batch:

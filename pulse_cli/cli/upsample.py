@@ -21,7 +21,7 @@ from pulse_cli.cli.common import (
 )
 from pulse_cli.faces.detect import MIN_FACE
 from pulse_cli.models.registry import DEFAULT_MODEL
-from pulse_cli.options import LR_SCHEDULES, NOISE_TYPES, SearchOptions
+from pulse_cli.options import LATENT_LAYOUTS, LR_SCHEDULES, NOISE_TYPES, SearchOptions
 from pulse_cli.upsample import (
     NIQE_MIN_SIDE,
     FaceOptions,
@@ -43,6 +43,7 @@ FACES = "Faces in photos"
 
 NoiseType = choices("NoiseType", NOISE_TYPES)
 LrSchedule = choices("LrSchedule", LR_SCHEDULES)
+LatentLayoutChoice = choices("LatentLayoutChoice", LATENT_LAYOUTS)
 
 
 def _option(panel: str, help: str, *names: str, **extra: Any) -> Any:
@@ -75,8 +76,17 @@ def upsample(
     num_trainable_noise_layers: Annotated[
         int, _option(SEARCH, "Noise layers optimized with --noise-type trainable.")
     ] = DEFAULTS.num_trainable_noise_layers,
+    latent_layout: Annotated[
+        LatentLayoutChoice | None,
+        _option(
+            SEARCH,
+            "Latent vectors searched: full (one per layer, PULSE's W+), tiled (one for all), shared "
+            "(one per group of layers the model shares). Default: the model's (README, Models).",
+            show_default=False,
+        ),
+    ] = None,
     tile_latent: Annotated[
-        bool, _option(SEARCH, "One latent vector for every layer.", "--tile-latent")
+        bool, _option(SEARCH, "PULSE's name for --latent-layout tiled.", "--tile-latent")
     ] = DEFAULTS.tile_latent,
     bad_noise_layers: Annotated[
         str | None, _option(SEARCH, "Dot-separated noise layers held at zero (default: the last).")
@@ -156,6 +166,7 @@ def upsample(
         options = SearchOptions(
             seed=seed, loss_str=loss_str, eps=eps, noise_type=noise_type.value,
             num_trainable_noise_layers=num_trainable_noise_layers, tile_latent=tile_latent,
+            latent_layout=latent_layout.value if latent_layout else None,
             bad_noise_layers=bad_noise_layers, opt_name=opt_name, learning_rate=learning_rate, steps=steps,
             lr_schedule=lr_schedule.value, save_intermediate=save_intermediate, batch_size=batch_size,
             duplicates=duplicates, early_stop=early_stop, backend=backend.value, starts=starts,

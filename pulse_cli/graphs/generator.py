@@ -16,6 +16,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 PULSE_SLOPE = 0.2  # StyleGAN's leaky ReLU, which PULSE's map from the sphere to W inverts
+LATENT_LAYOUTS = ("full", "tiled", "shared")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,26 @@ class Capabilities:
 
     onednn_backward: bool = False
     any_batch: bool = True
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """Which searched latent vectors feed which synthesis rows, as a generator declares it.
+
+    A search optimizes a latent [B, G, D] that ``Generator.expand_latent`` spreads over the
+    synthesis network's L rows: ``full`` (PULSE's W+: G = L, a vector per row), ``tiled`` (G = 1,
+    one vector for every row: PULSE's ``--tile-latent``) or ``shared`` (a vector per group of
+    rows in ``shared_rows``, as the network's own training shared them; rows in no group keep
+    their own). ``default`` is the layout a search uses when none is asked for: the best
+    measured for this generator.
+    """
+
+    shared_rows: tuple[tuple[int, ...], ...] = ()
+    default: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.default not in LATENT_LAYOUTS:
+            raise ValueError(f"unknown latent layout {self.default!r}; known: {', '.join(LATENT_LAYOUTS)}")
 
 
 class IdentityLatentMap(nn.Layer):
@@ -85,7 +106,10 @@ class Generator(nn.Layer):
     the synthesis input (``IdentityLatentMap`` when not given; ``GaussianLatentMap`` is PULSE's).
     ``latent_radius``, when given, is the radius the starting latent vectors are put on
     (otherwise they keep the radius they are drawn with). ``capabilities`` are what backends may
-    assume of the synthesis network.
+    assume of the synthesis network; ``latent_layout`` which searched vectors feed which rows.
+    ``mapping``, when the model has one, is its own mapping network z [B, D] → w [B, D] (one
+    synthesis row): what faces are drawn from its prior with (``pulse demo``); the search never
+    runs it.
     """
 
     def __init__(
@@ -101,6 +125,8 @@ class Generator(nn.Layer):
         default_noise: Sequence[np.ndarray] | None = None,
         latent_radius: float | None = None,
         capabilities: Capabilities = Capabilities(),
+        latent_layout: LatentLayout = LatentLayout(),
+        mapping: nn.Layer | None = None,
         source: str = "",
     ) -> None:
         super().__init__()
@@ -113,6 +139,8 @@ class Generator(nn.Layer):
         self.noise_resolutions = tuple(noise_resolutions)
         self.latent_radius = latent_radius
         self.capabilities = capabilities
+        self.latent_layout = latent_layout
+        self.mapping = mapping
         self.source = source
         self.default_noise = None
         if default_noise is not None:
@@ -125,6 +153,42 @@ class Generator(nn.Layer):
     def fit_mean(self) -> paddle.Tensor | None:
         """The gaussian fit's mean, when the latent map is PULSE's (None for an identity map)."""
         return self.latent_map.mean if isinstance(self.latent_map, GaussianLatentMap) else None
+
+    def row_index(self, layout: str) -> np.ndarray:
+        """For each synthesis row, the row of a searched latent in ``layout`` that feeds it
+        ([num_layers] ints; the latent has ``max + 1`` rows)."""
+        if layout == "full":
+            return np.arange(self.num_layers)
+        if layout == "tiled":
+            return np.zeros(self.num_layers, np.int64)
+        if layout != "shared":
+            raise ValueError(f"unknown latent layout {layout!r}; known: {', '.join(LATENT_LAYOUTS)}")
+        first = np.arange(self.num_layers)
+        for group in self.latent_layout.shared_rows:
+            first[list(group)] = group[0]
+        return np.unique(first, return_inverse=True)[1].reshape(-1)
+
+    def latent_rows(self, layout: str) -> int:
+        """How many rows a searched latent has in ``layout``."""
+        return int(self.row_index(layout).max()) + 1
+
+    def expand_index(self, rows: int) -> np.ndarray:
+        """``row_index`` of the layout whose latents have ``rows`` rows (1: tiled, num_layers:
+        full, else shared); ``ValueError`` when no layout has that many."""
+        for layout in ("tiled", "full", "shared"):
+            index = self.row_index(layout)
+            if int(index.max()) + 1 == rows:
+                return index
+        raise ValueError(f"{self.name}: a latent of {rows} rows fits none of its latent layouts")
+
+    def expand_latent(self, latent: paddle.Tensor) -> paddle.Tensor:
+        """A searched latent [B, G, D] spread over the synthesis rows [B, num_layers, D]."""
+        rows = latent.shape[1]
+        if rows == self.num_layers:
+            return latent
+        if rows == 1:
+            return latent.expand([-1, self.num_layers, -1])
+        return paddle.index_select(latent, paddle.to_tensor(self.expand_index(rows)), axis=1)
 
     def map_latent(self, latent: paddle.Tensor) -> paddle.Tensor:
         """The synthesis input for a searched latent [B, L, D]."""
@@ -148,6 +212,8 @@ class Generator(nn.Layer):
             default_noise=self.default_noise,
             latent_radius=self.latent_radius,
             capabilities=self.capabilities,
+            latent_layout=self.latent_layout,
+            mapping=self.mapping,
             source=self.source,
         )
 

@@ -15,9 +15,11 @@ from pulse_cli.graphs.losses import LossInputs, LossTerm, parse_loss_str
 class Objective(nn.Layer):
     """Scores searched latents against low-resolution references.
 
-    ``forward(latent [B, 1 or L, D], noise, ref_im [B,3,r,r])`` returns the image [B,3,R,R] in
+    ``forward(latent [B, G, D], noise, ref_im [B,3,r,r])`` returns the image [B,3,R,R] in
     [0, 1], its bicubic downscale, the weighted total per image [B] and the stacked terms [T, B]
-    in the order of ``term_names``. A latent with one layer is tiled over the generator's layers.
+    in the order of ``term_names``. A latent of G < L rows (tiled or shared) is spread over the
+    generator's L rows first (``Generator.expand_latent``); the loss terms (GEOCROSS too, as
+    PULSE computes it) see the mapped latent of all L rows.
     This is the one place the terms are weighed and summed; each term appears once.
     """
 
@@ -50,8 +52,7 @@ class Objective(nn.Layer):
     def forward(
         self, latent: paddle.Tensor, noise: list[paddle.Tensor], ref_im: paddle.Tensor
     ) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor, paddle.Tensor]:
-        latent = latent.expand([-1, self.generator.num_layers, -1])
-        latent_in = self.generator.map_latent(latent)
+        latent_in = self.generator.map_latent(self.generator.expand_latent(latent))
         gen_im = self.generator(latent_in, noise)
         gen_im_lr = self.downsample(gen_im)
         inputs = LossInputs(latent=latent_in, gen_im=gen_im, gen_im_lr=gen_im_lr, ref_im=ref_im, eps=self.eps)

@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import paddle
 
-from pulse_cli.graphs.generator import Capabilities, GaussianFit
+from pulse_cli.graphs.generator import Capabilities, GaussianFit, GaussianLatentMap, Generator, LatentLayout
 from pulse_cli.graphs.mobile_stylegan import (
     CHANNELS,
     MAPPING_LAYERS,
+    STYLE_DIM,
     MobileMapping,
     MobileSynthesis,
+    shared_style_rows,
 )
 from pulse_cli.models.cache import cache_dir
-from pulse_cli.models.gaussian_fit import cached_gaussian_fit
+from pulse_cli.models.gaussian_fit import cached_gaussian_fit, load_gaussian_fit
 from pulse_cli.models.openvino_ir import IRGraph, IRLayer, read_ir
 from pulse_cli.models.wheel import PinnedWheel
 from pulse_cli.weights import WeightsError, load_state_dict, read_weights
@@ -44,6 +49,9 @@ IR_FILES = {  # the wheel's RECORD agrees
     f"{DATA}SynthesisNetwork.bin": "c7da15fa22d508c82e1c30dd6b4cdf67fe3ccdddaf85b310ee764dbf0c289645",
 }
 LRELU_SLOPE = 0.2
+# 1e5 mapping samples: 26 s on 2 cores, and within 0.004 per dimension of 1e6 samples (400 s): README
+FIT_SAMPLES = 100_000
+DEFAULT_LAYOUT = "tiled"  # measured: tools/latent_layout_study.py, README "Latent layouts"
 MAPPING_GAIN = math.sqrt(2)  # the mapping ends in √2·leaky_relu(·, 0.2)
 HAAR_TAP = 1 / math.sqrt(2)
 HAAR_KERNELS = (  # the six transposed convs of one inverse Haar transform, in graph order
@@ -260,8 +268,60 @@ class MobileStyleGANFFHQ:
         f"PyPI {WHEEL.requirement} (Apache-2.0 code; weights derive from NVIDIA's FFHQ StyleGAN2): "
         f"{WHEEL.filename} sha256 {WHEEL.sha256}"
     )
+    fixed_resolution: bool = True
     # oneDNN's backward aborts on this network under to_static, or gives wrong gradients (DEVELOPERS.md)
     capabilities: Capabilities = Capabilities(onednn_backward=False)
+    small_config: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({"resolution": 32, "channels": (8, 8, 4)})
+    )
+
+    def _generator(
+        self, mapping: MobileMapping, synthesis: MobileSynthesis, fit: GaussianFit, name: str, source: str
+    ) -> Generator:
+        return Generator(
+            synthesis,
+            name=name,
+            resolution=synthesis.resolution,
+            num_layers=synthesis.num_layers,
+            latent_dim=STYLE_DIM,
+            noise_resolutions=synthesis.noise_resolutions,
+            latent_map=GaussianLatentMap(fit, negative_slope=LRELU_SLOPE, gain=MAPPING_GAIN),
+            default_noise=[n.numpy() for n in synthesis.default_noise(1)],
+            capabilities=self.capabilities,
+            latent_layout=LatentLayout(
+                shared_rows=tuple(shared_style_rows(len(synthesis.blocks))), default=DEFAULT_LAYOUT
+            ),
+            mapping=mapping,
+            source=source,
+        )
+
+    def build(
+        self, resolution: int = 1024, channels: tuple[int, ...] = CHANNELS, seed: int = 0
+    ) -> Generator:
+        """The architecture with random weights, its gaussian fit the identity (mean 0, std 1):
+        for benchmarks and tests without the wheel. ``channels`` (features at 4, 8, … px, each a
+        multiple of 4) set the size; ``resolution`` must be what they make (1024 for the published
+        ones)."""
+        made = 2 ** (len(channels) + 2)
+        if resolution != made:
+            raise ValueError(
+                f"{self.name} with channels {tuple(channels)} makes {made} px images, not {resolution} px"
+            )
+        paddle.seed(seed)
+        mapping, synthesis = MobileMapping(), MobileSynthesis(tuple(channels))
+        mapping.eval()
+        synthesis.eval()
+        fit = GaussianFit(mean=paddle.zeros([STYLE_DIM]), std=paddle.ones([STYLE_DIM]))
+        return self._generator(mapping, synthesis, fit, f"{self.name}-random", "random weights")
+
+    def load(self, weights: Path | None = None, gaussian_fit: Path | None = None) -> Generator:
+        """The published generator from the cache (fetched and converted on first use), the pinned
+        wheel or a converted ``.pdparams``; its gaussian fit from ``gaussian_fit`` (a file written
+        by ``pulse fit-gaussian``) or computed once over ``FIT_SAMPLES`` mapping samples and cached."""
+        mapping, synthesis = self.load_networks(weights)
+        fit = load_gaussian_fit(gaussian_fit) if gaussian_fit is not None else self.gaussian_fit(weights)
+        source = self.source if weights is None else str(weights)
+        return self._generator(mapping, synthesis, fit, self.name, source)
 
     def cached_weights(self) -> Path:
         """Where the converted weights are cached; their hash is recorded in a ``.sha256`` beside them."""
@@ -284,7 +344,7 @@ class MobileStyleGANFFHQ:
         synthesis.eval()
         return mapping, synthesis
 
-    def gaussian_fit(self, weights: Path | None = None, samples: int = 1_000_000) -> GaussianFit:
+    def gaussian_fit(self, weights: Path | None = None, samples: int = FIT_SAMPLES) -> GaussianFit:
         """PULSE's fit for this mapping (on ``leaky_relu(w/√2, 5)``, for ``GaussianLatentMap`` with
         gain √2), computed once and cached by the weights' hash (``cached_gaussian_fit``)."""
         path = self.pull(weights) if weights is None or Path(weights).suffix == ".whl" else Path(weights)

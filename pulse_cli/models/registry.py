@@ -10,7 +10,7 @@ from pulse_cli.errors import first_line
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.plugins.contracts import GeneratorSpec
 
-DEFAULT_MODEL = "dcgan-digiface"
+DEFAULT_MODEL = "mobile-stylegan-ffhq"
 
 
 class ModelError(RuntimeError):

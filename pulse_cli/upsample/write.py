@@ -51,10 +51,11 @@ class OutputWriter:
         self.write_image(crop.file, crop.image)
 
     def write_latent(self, name: str, i: int, result: SearchResult) -> str:
-        """Write image ``i``'s best latent and noise maps as ``{name}.npz`` (``latent`` [1 or L, D],
+        """Write image ``i``'s best latent and noise maps as ``{name}.npz`` (``latent`` [G, D] in
+        the search's ``layout``, which ``Generator.expand_latent`` spreads over the L synthesis rows;
         ``noise_{k}`` [1, r, r] for each noise layer), from which its output can be made again."""
         path = self.output_dir / f"{name}.npz"
-        arrays = {"latent": result.best_latent[i]}
+        arrays = {"latent": result.best_latent[i], "layout": np.array(result.layout)}
         arrays.update({f"noise_{k}": noise[i] for k, noise in enumerate(result.best_noise)})
         with atomic_write(path, "wb") as file:
             np.savez_compressed(file, **arrays)
