@@ -7,10 +7,13 @@ package) goes through what any photo does: its face is found, aligned, shrunk to
 upsampled and pasted back. The contact sheet adds a row with the originals (for the photo's face:
 its aligned crop at the model's resolution), which shows how much the low-resolution input leaves
 open.
+With the default model (MobileStyleGAN, 1024 px) that is the paper's setting: 16×16 in, 1024×1024
+out.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,8 +33,12 @@ from pulse_cli.upsample import FaceOptions, Listener, UpsampleReport, sheet_colu
 
 FACE_SEED = 1_000_000  # the faces' seeds start here; the search's own seeds are drawn elsewhere
 SEARCH_SEED = 0
-FACES = 6
-FACTOR = 4
+FACES = 2
+STEPS = 30  # with early stop; sized so the README's first command ends within 10 min on 2 cores
+INPUT_SIDE = 16
+# A search step (forward, backward, optimizer) costs about this many forward passes (MobileStyleGAN
+# and StyleGAN, dygraph, 2-core CPU: fwd 1.6-2.2 s, fwd+bwd 4.4-5.3 s at 1024 px)
+STEP_FORWARDS = 2.6
 PHOTO = Path(__file__).parent / "data" / "astronaut.jpg"  # NASA, public domain (see the README)
 PHOTO_FACES = 1
 # Faces drawn through a model's own mapping are pulled this far towards its mean w (StyleGAN's
@@ -75,11 +82,30 @@ def make_faces(
     return np.clip(np.stack(images), 0, 1)
 
 
+def expected_seconds(generator: Generator, faces: int = FACES, steps: int = STEPS) -> float:
+    """About how long ``run_demo`` will take with this generator: one forward pass is timed and
+    scaled by ``STEP_FORWARDS`` per search step per face (plus drawing the faces); an early stop
+    makes it shorter."""
+    start = draw_start(generator, 1, SearchOptions(), np.random.default_rng(0))
+    noise = [paddle.to_tensor(n) for n in start.noise]
+    latent = paddle.zeros([1, generator.num_layers, generator.latent_dim])
+    with paddle.no_grad():
+        generator(latent, noise)  # the first pass pays for allocations: time the second
+        began = time.perf_counter()
+        generator(latent, noise)
+        forward = time.perf_counter() - began
+    return forward * faces * (1 + steps * STEP_FORWARDS)
+
+
 def write_demo_inputs(
-    generator: Generator, folder: Path, count: int = FACES, factor: int = FACTOR
+    generator: Generator, folder: Path, count: int = FACES, side: int = INPUT_SIDE
 ) -> list[str]:
-    """Write ``count`` faces to ``folder/originals`` and their downscales to ``folder/inputs``."""
+    """Write ``count`` faces to ``folder/originals`` and their ``side`` px downscales to
+    ``folder/inputs``."""
+    # Real photos (no original: their people are not in the model) will go to folder/inputs beside
+    # these faces; the demo has none yet.
     faces = make_faces(generator, count)
+    factor = generator.resolution // side
     names = [f"face_{index}" for index in range(count)]
     for kind, images in (("originals", faces), ("inputs", downscale_images(faces, factor))):
         (folder / kind).mkdir(parents=True, exist_ok=True)
@@ -111,7 +137,7 @@ def run_demo(
     folder: str | Path,
     *,
     faces: int = FACES,
-    factor: int = FACTOR,
+    side: int = INPUT_SIDE,
     options: SearchOptions | None = None,
     listener: Listener | None = None,
     photo: Path | None = PHOTO,
@@ -122,13 +148,15 @@ def run_demo(
     Outputs are redone on every run. The contact sheet has the originals as a fifth row.
     """
     folder = Path(folder)
-    options = options or SearchOptions(seed=SEARCH_SEED, batch_size=faces + PHOTO_FACES)
-    write_demo_inputs(generator, folder, faces, factor)
+    options = options or SearchOptions(
+        seed=SEARCH_SEED, steps=STEPS, batch_size=faces + PHOTO_FACES, early_stop=True
+    )
+    write_demo_inputs(generator, folder, faces, side)
     if photo is not None:
         write_demo_photo(folder, photo)
     report = upsample_folder(
         generator, folder / "inputs", folder / "outputs", options, overwrite=True, listener=listener,
-        contact_sheet=False, faces=FaceOptions(input_size=generator.resolution // factor),
+        contact_sheet=False, faces=FaceOptions(input_size=side),
     )
     write_photo_originals(report, folder, generator.resolution)
     columns = [

@@ -181,9 +181,9 @@ def test_the_niqe_test_image_is_fixed_by_the_seed_and_scores():
 
 
 def test_bench_command_times_niqe_on_a_1024_image():
-    result = CliRunner().invoke(
-        app, ["bench", "--backend", "onnx", "--niqe", "--repeats", "1", "--warmup", "0", "--json"]
-    )
+    args = ["bench", "--backend", "onnx", "--model", "dcgan-digiface", "--niqe", "--repeats", "1"]
+    args += ["--warmup", "0"]
+    result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["niqe"]["side"] == NIQE_SIDE == 1024
@@ -191,3 +191,11 @@ def test_bench_command_times_niqe_on_a_1024_image():
         (v, b) for v in VARIANTS for b in BACKENDS
     ]
     assert all(row["seconds"]["median"] > 0 for row in data["niqe"]["rows"])
+
+
+def test_mobile_stylegan_is_measured_at_1024_on_random_weights():
+    row = measure_backend(BenchConfig("mobile-stylegan-ffhq", 1024, repeats=1, warmup=0), "dygraph")
+    _assert_timing(row.forward)
+    assert row.step is not None and "weights: random" in row.notes
+    with pytest.raises(BenchError, match="makes 1024 px images"):
+        run_bench(BenchConfig("mobile-stylegan-ffhq", 64), ["dygraph"])

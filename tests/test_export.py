@@ -194,15 +194,16 @@ def test_leaky_relu_slopes_survive_paddle2onnx(tmp_path):
     assert [value.name for value in model.graph.output] == ["y"]
 
 
-def test_export_command_writes_a_verified_folder_for_the_default_model(dcgan_cache, tmp_path):
-    result = CliRunner().invoke(app, ["export", "-o", str(tmp_path / "out")])
+def test_export_command_writes_a_verified_folder(dcgan_cache, tmp_path):
+    result = CliRunner().invoke(app, ["export", "--model", "dcgan-digiface", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "scorer" in result.output and "onnxruntime" in result.output and "failed" not in result.output
     assert read_manifest(tmp_path / "out")["model"]["name"] == "dcgan-digiface"
 
 
 def test_export_command_reports_a_bad_loss_string_in_one_line(dcgan_cache, tmp_path):
-    result = CliRunner().invoke(app, ["export", "-o", str(tmp_path / "out"), "--loss-str", "100*L3"])
+    args = ["export", "--model", "dcgan-digiface", "-o", str(tmp_path / "out"), "--loss-str", "100*L3"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "unknown term 'L3'" in result.output
     assert not (tmp_path / "out").exists()

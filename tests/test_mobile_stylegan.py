@@ -133,17 +133,7 @@ def test_synthesis_with_the_published_noise_matches_openvino(networks, reference
 
 
 def small_generator() -> Generator:
-    paddle.seed(2)
-    synthesis = MobileSynthesis(SMALL)
-    synthesis.eval()
-    return Generator(
-        synthesis,
-        name="mobile-stylegan-small-random",
-        resolution=synthesis.resolution,
-        num_layers=synthesis.num_layers,
-        latent_dim=512,
-        noise_resolutions=synthesis.noise_resolutions,
-    )
+    return MOBILE_STYLEGAN_FFHQ.build(channels=SMALL, resolution=32, seed=2)
 
 
 def test_compiled_synthesis_trains_with_the_dygraph_gradients():

@@ -15,7 +15,7 @@ from pulse_cli.backends import backend_names
 from pulse_cli.bench import ALLOCATOR_CHOICES
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import INTERRUPTED, Device, choices, device_option, err, error_line, fail, out
-from pulse_cli.models.registry import DEFAULT_MODEL
+from pulse_cli.models.registry import DEFAULT_MODEL, ModelError, get_spec
 
 ALL = "all"
 BenchBackend = choices("BenchBackend", (*backend_names(), ALL))
@@ -41,7 +41,10 @@ def _rss(row) -> str:
 def bench(
     backend: Annotated[BenchBackend, typer.Option(help="One backend, or all of them.")] = EVERY_BACKEND,
     model: Annotated[str, typer.Option(help="Generator plugin (see `pulse models list`).")] = DEFAULT_MODEL,
-    resolution: Annotated[int, typer.Option(help="Output side in pixels (StyleGAN: any power of two).")] = 64,
+    resolution: Annotated[
+        int | None,
+        typer.Option(help="Output side in pixels (StyleGAN: any power of two).", show_default="the model's"),
+    ] = None,
     batch: Annotated[int, typer.Option(help="Images per forward pass and per search step.")] = 1,
     repeats: Annotated[int, typer.Option(help="Timed runs of each measurement (median, min, max).")] = 3,
     warmup: Annotated[int, typer.Option(help="Untimed runs first (compiling, exporting).")] = 1,
@@ -81,6 +84,11 @@ def bench(
     from pulse_cli.bench import NIQE_SIDE, BenchConfig, BenchError, measure_niqe, run_bench
 
     selected = list(backend_names()) if backend.value == ALL else [backend.value]
+    if resolution is None:
+        try:
+            resolution = get_spec(model).resolution
+        except ModelError as exc:
+            fail(str(exc))
     mode = allocator.value if allocator is not None else allocator_modes.requested_mode()
     config = BenchConfig(
         model, resolution, batch, repeats, warmup, weights, device=device and str(device), allocator=mode

@@ -9,12 +9,12 @@ import typer
 
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import Device, device_option, get_generator, run_job, use_device
-from pulse_cli.demo import FACES, PHOTO_FACES, SEARCH_SEED, run_demo
+from pulse_cli.cli.console import err
+from pulse_cli.demo import FACES, INPUT_SIDE, PHOTO_FACES, SEARCH_SEED, STEPS, expected_seconds, run_demo
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import Listener, UpsampleReport
 
-DEFAULT_STEPS = SearchOptions().steps
 DEMO_DIR = Path("pulse-demo")
 
 
@@ -22,26 +22,36 @@ DEMO_DIR = Path("pulse-demo")
 def demo(
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything.")] = DEMO_DIR,
     faces: Annotated[int, typer.Option(min=1, max=16, help="How many faces to make and upsample.")] = FACES,
-    steps: Annotated[int, typer.Option(min=1, help="Optimization steps per face.")] = DEFAULT_STEPS,
+    steps: Annotated[
+        int, typer.Option(min=1, help="Optimization steps per face (fewer once every face meets eps).")
+    ] = STEPS,
     model: Annotated[str, typer.Option(help="Generator to make faces and search with.")] = DEFAULT_MODEL,
     device: Annotated[Device | None, device_option("Device (default: Paddle's):")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary, no progress.")] = False,
 ) -> None:
-    """Make a few tiny faces with the default generator, upsample them back,
-    and take a real photo (NASA's astronaut portrait) through face detection,
-    alignment, upsampling and paste-back.
+    """Make two faces with the default generator, shrink them to 16x16, upsample
+    them back, and take a real photo (NASA's astronaut portrait) through face
+    detection, alignment, upsampling and paste-back.
 
-    The faces come from held-out seeds. The model and the face detector are
-    fetched on first use (offline afterwards). Writes OUTPUT/originals,
-    OUTPUT/inputs (16x16 faces and the photo) and OUTPUT/outputs with
-    report.json, contact_sheet.png, and the photo's faces/, upsampled/ and
-    photos/. About a minute on a laptop CPU.
+    The faces come from held-out seeds. The model (38 MB) and the face
+    detector are fetched on first use (offline afterwards). Writes
+    OUTPUT/originals, OUTPUT/inputs (16x16 faces and the photo) and
+    OUTPUT/outputs with report.json, contact_sheet.png, and the photo's
+    faces/, upsampled/ and photos/. Prints its expected time first.
 
     Example: pulse demo -o pulse-demo
     """
     use_device(device)
+    err.print(f"loading {model} (fetched, converted and fitted on first use)...")
     generator = get_generator(model, None, None)
-    options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=faces + PHOTO_FACES)
+    images = faces + PHOTO_FACES
+    minutes = expected_seconds(generator, images, steps) / 60
+    err.print(
+        f"demo: {faces} faces and a photo's face, {INPUT_SIDE}x{INPUT_SIDE} to "
+        f"{generator.resolution}x{generator.resolution}, up to {steps} steps each: "
+        f"expect about {minutes:.1f} min"
+    )
+    options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=images, early_stop=True)
 
     def job(listener: Listener) -> UpsampleReport:
         return run_demo(generator, output_dir, faces=faces, options=options, listener=listener)

@@ -42,8 +42,8 @@ HAAR_BANDS = 4  # low, then three high bands per channel
 IMAGE_BANDS = 3 * HAAR_BANDS
 
 
-def _normal(shape: list[int]) -> paddle.Tensor:
-    return paddle.create_parameter(shape, "float32", default_initializer=Normal())
+def _normal(shape: list[int], std: float = 1.0) -> paddle.Tensor:
+    return paddle.create_parameter(shape, "float32", default_initializer=Normal(std=std))
 
 
 def inverse_haar(x: paddle.Tensor, size: int) -> paddle.Tensor:
@@ -74,7 +74,9 @@ class Modulation(nn.Layer):
     def __init__(self, channels: int, scale: float = 1.0, style_dim: int = STYLE_DIM) -> None:
         super().__init__()
         self.scale = scale
-        self.weight = _normal([channels, style_dim])
+        # random weights (before the published ones are loaded) keep a style's scale: a random
+        # network of any depth then makes finite images, for benchmarks
+        self.weight = _normal([channels, style_dim], std=1 / math.sqrt(style_dim))
         self.bias = paddle.create_parameter([channels], "float32", default_initializer=Constant(1.0))
 
     def forward(self, style: paddle.Tensor) -> paddle.Tensor:
@@ -215,7 +217,7 @@ class MobileMapping(nn.Layer):
         super().__init__()
         for i in range(num_layers):
             dense = nn.Layer()
-            dense.weight = _normal([dim, dim])
+            dense.weight = _normal([dim, dim], std=1 / math.sqrt(dim))
             dense.bias = paddle.create_parameter([dim], "float32", default_initializer=Constant(0.0))
             self.add_sublayer(f"dense{i}", dense)
 
