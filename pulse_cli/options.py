@@ -7,12 +7,9 @@ import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pulse_cli.graphs.generator import LATENT_LAYOUTS
-
-__all__ = ["LATENT_LAYOUTS", "LR_SCHEDULES", "NOISE_TYPES", "SearchOptions"]
-
 NOISE_TYPES = ("zero", "fixed", "trainable")
 LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
+LATENT_LAYOUTS = ("full", "tiled", "shared")  # pulse_cli.graphs.generator.LatentLayout
 
 
 @dataclass(frozen=True)

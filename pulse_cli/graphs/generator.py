@@ -15,8 +15,9 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from pulse_cli.options import LATENT_LAYOUTS
+
 PULSE_SLOPE = 0.2  # StyleGAN's leaky ReLU, which PULSE's map from the sphere to W inverts
-LATENT_LAYOUTS = ("full", "tiled", "shared")
 
 
 @dataclass(frozen=True)
