@@ -10,8 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
-from pulse_cli.demo import PHOTO, make_faces
+from pulse_cli.demo import PHOTO, expected_seconds, make_faces
 from pulse_cli.images import read_image
+from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 
 
 def test_demo_writes_inputs_outputs_report_and_a_five_row_sheet(photo_cache, tmp_path):
@@ -50,3 +51,15 @@ def test_demo_faces_are_reproducible_and_distinct(dcgan_generator):
     assert faces.shape == (3, 3, 64, 64) and 0 <= faces.min() and faces.max() <= 1
     np.testing.assert_array_equal(faces, make_faces(dcgan_generator, 3))
     assert np.abs(faces[0] - faces[1]).mean() > 0.01
+
+
+def test_faces_of_a_model_with_a_mapping_are_drawn_through_it_truncated_to_the_mean():
+    small = MOBILE_STYLEGAN_FFHQ.build(**MOBILE_STYLEGAN_FFHQ.small_config)
+    faces = make_faces(small, 2)
+    assert faces.shape == (2, 3, 32, 32) and np.abs(faces[0] - faces[1]).mean() > 1e-4
+    at_the_mean = make_faces(small, 2, truncation=0.0)  # every face is the mean w's
+    np.testing.assert_allclose(at_the_mean[0], at_the_mean[1], atol=1e-6)
+
+
+def test_expected_time_grows_with_faces_and_steps(dcgan_generator):
+    assert 0 < expected_seconds(dcgan_generator, 1, 5) < expected_seconds(dcgan_generator, 4, 50)
