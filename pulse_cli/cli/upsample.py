@@ -147,8 +147,8 @@ def upsample(
 
     Inputs (PNG, JPEG, BMP, WebP): aligned square face crops, or photos.
     A crop no larger than the input size (or under 64 px) is searched as it is; its side
-    must be the model's resolution divided by a power of two (2 to 32 px
-    for the default 64 px model). A larger square whose one face fills it is
+    must be the model's resolution divided by a power of two (2 to 512 px
+    for the default 1024 px model). A larger square whose one face fills it is
     downscaled to the input size; in anything else MTCNN finds the faces,
     each is aligned as FFHQ was and searched. Writes {stem}.png per
     aligned input; per photo faces/{stem}_{k}.png (the crop searched),
