@@ -14,7 +14,8 @@ from pulse_cli.plugins.contracts import Scorer
 
 
 class Start(Protocol):
-    """A candidate starting point: latent [B, 1 or L, D] and one noise map per noise layer."""
+    """A candidate starting point: latent [B, G, D] (G rows in the search's latent layout) and one
+    noise map per noise layer."""
 
     latent: np.ndarray
     noise: list[np.ndarray]
