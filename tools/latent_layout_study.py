@@ -12,7 +12,8 @@ inputs; a rerun into the same folder skips the runs already in ``results.json``.
 Writes, in ``--out``: ``results.json`` (one record per run: layout, input, eps met, best L2, best
 step, steps run, seconds, NIQE (matlab) of the 1024 px output), ``table.md`` (per layout: runs,
 eps-met rate, mean L2, mean NIQE, mean seconds), ``outputs/{layout}/{input}.png``, and
-``contact_sheet_{layout}.png`` (pulse's contact sheet, with the original in the last row).
+``contact_sheet_{layout}_faces.png`` (pulse's contact sheet of the drawn faces, with their originals
+in the last row) and ``contact_sheet_{layout}_photos.png`` (the photos').
 
     python tools/latent_layout_study.py --out study --faces 7 --photo \\
         ../shared/reference/images/celebahq_000229_16.png --steps 40 --full-inputs 3
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +89,7 @@ def main() -> None:
     results_path = args.out / "results.json"
     records = json.loads(results_path.read_text()) if results_path.exists() else []
     done = {(r["layout"], r["input"]) for r in records}
-    columns: dict[str, list[SheetColumn]] = {layout: [] for layout in layouts}
+    columns: dict[tuple[str, str], list[SheetColumn]] = defaultdict(list)
     for index, (name, lr, original) in enumerate(inputs):
         for layout in layouts:
             if layout == "full" and index >= args.full_inputs:
@@ -114,11 +116,12 @@ def main() -> None:
                     file.write(_table(records))
                 print(json.dumps(records[-1]), flush=True)
             record = next(r for r in records if r["layout"] == layout and r["input"] == name)
-            columns[layout].append(
+            kind = "photos" if original is None else "faces"  # a sheet shows originals only if all have one
+            columns[layout, kind].append(
                 SheetColumn(name, lr, read_image(path), record["l2"], record["eps_met"], original)
             )
-            sheet = args.out / f"contact_sheet_{layout}.png"
-            save_contact_sheet(columns[layout], sheet, generator.resolution)
+            sheet = args.out / f"contact_sheet_{layout}_{kind}.png"
+            save_contact_sheet(columns[layout, kind], sheet, generator.resolution)
     print(_table(records))
 
 
