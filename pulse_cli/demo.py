@@ -102,8 +102,6 @@ def write_demo_inputs(
 ) -> list[str]:
     """Write ``count`` faces to ``folder/originals`` and their ``side`` px downscales to
     ``folder/inputs``."""
-    # Real photos (no original: their people are not in the model) will go to folder/inputs beside
-    # these faces; the demo has none yet.
     faces = make_faces(generator, count)
     factor = generator.resolution // side
     names = [f"face_{index}" for index in range(count)]
