@@ -10,9 +10,8 @@ import typer
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import Device, device_option, get_generator, run_job, use_device
 from pulse_cli.cli.console import err
-from pulse_cli.demo import FACES, INPUT_SIDE, PHOTO_FACES, SEARCH_SEED, STEPS, expected_seconds, run_demo
+from pulse_cli.demo import FACES, INPUT_SIDE, PHOTO_FACES, STEPS, demo_options, expected_seconds, run_demo
 from pulse_cli.models.registry import DEFAULT_MODEL
-from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import Listener, UpsampleReport
 
 DEMO_DIR = Path("pulse-demo")
@@ -51,7 +50,7 @@ def demo(
         f"{generator.resolution}x{generator.resolution}, up to {steps} steps each: "
         f"expect about {minutes:.1f} min"
     )
-    options = SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=images, early_stop=True)
+    options = demo_options(steps)
 
     def job(listener: Listener) -> UpsampleReport:
         return run_demo(generator, output_dir, faces=faces, options=options, listener=listener)
