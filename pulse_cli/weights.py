@@ -137,11 +137,33 @@ class _TensorRef(Sealed):
     stride: tuple[int, ...]
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class Allowlist:
+    """``find_class`` over an allowlist: each allowed global resolves to a safe stand-in, any other
+    is a ``WeightsError`` naming the file and saying what it may hold (``only``)."""
+
+    source: str
+    allowed: Mapping[tuple[str, str], Any]
+    only: str
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise WeightsError(
+                f"{self.source}: refused to load global '{module}.{name}': only {self.only}"
+            ) from None
+
+
+class _RestrictedUnpickler(Allowlist, pickle.Unpickler):
     """An unpickler that resolves only allowlisted globals, each to a safe stand-in.
 
     ``persistent`` handles persistent ids (torch storages); without it they are refused.
     """
+
+    only = (
+        "tensors, storages, arrays and containers are allowed (the file may be malicious or not a "
+        "weights file)"
+    )
 
     def __init__(
         self,
@@ -155,15 +177,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.source = source
         self.allowed = allowed
         self.persistent = persistent
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise WeightsError(
-                f"{self.source}: refused to load global '{module}.{name}': only tensors, storages, "
-                "arrays and containers are allowed (the file may be malicious or not a weights file)"
-            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         if self.persistent is None:

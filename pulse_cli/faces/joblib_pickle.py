@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pulse_cli.weights import NumpyDtype, NumpyType, Sealed, WeightsError, brief
+from pulse_cli.weights import Allowlist, NumpyDtype, NumpyType, Sealed, WeightsError, brief
 
 WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 WRAPPER_FIELDS = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
@@ -34,10 +34,11 @@ class _ArrayWrapper(Sealed):
         self.__dict__.update(state)
 
 
-class _JoblibUnpickler(pickle._Unpickler):
+class _JoblibUnpickler(Allowlist, pickle._Unpickler):
     """joblib's unpickling protocol (array bytes after each wrapper) on an allowlist of globals."""
 
     dispatch = pickle._Unpickler.dispatch.copy()
+    only = "numpy arrays are allowed in a joblib weights file"
 
     def __init__(self, file: io.BytesIO, source: str) -> None:
         super().__init__(file)
@@ -48,15 +49,6 @@ class _JoblibUnpickler(pickle._Unpickler):
             ("numpy", "ndarray"): NumpyType(),
             ("numpy", "dtype"): lambda code, *_: NumpyDtype(code, source),
         }
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise WeightsError(
-                f"{self.source}: refused to load global '{module}.{name}': only numpy arrays are allowed "
-                "in a joblib weights file"
-            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise WeightsError(f"{self.source}: unexpected persistent id {brief(pid)}")
