@@ -17,7 +17,7 @@ from pulse_cli.faces.align import align
 from pulse_cli.faces.paste import default_scale
 from pulse_cli.images import read_image, to_pil
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample import FaceOptions, Listener, default_input_size, upsample_folder
+from pulse_cli.upsample import FaceOptions, Listener, UpsampleError, default_input_size, upsample_folder
 
 OPTIONS = SearchOptions(steps=2, seed=3)
 runner = CliRunner()
@@ -209,3 +209,21 @@ def test_duplicates_of_a_photo_get_a_photo_each_and_a_face_name_taken_by_a_file_
     pasted = sorted(p.name for p in (out / "photos").iterdir())
     assert pasted == ["astronaut_512_1.png", "astronaut_512_2.png"]
     assert sorted(p.name for p in (out / "faces").iterdir()) == ["astronaut_512_1.png"]
+
+
+def test_a_rerun_with_other_face_options_names_them_unless_told_to_resume(
+    dcgan_generator, detector, reference_dir, tmp_path
+):
+    inputs = photos(tmp_path / "in", reference_dir, "astronaut_512.png")
+    out = tmp_path / "out"
+
+    def run(faces: FaceOptions, **extra):
+        return upsample_folder(dcgan_generator, inputs, out, OPTIONS, faces=faces, detector=detector, **extra)
+
+    run(FaceOptions(input_size=16))
+    assert by_name(out)["astronaut_512_1"]["options"]["input_size"] == 16
+    with pytest.raises(UpsampleError, match=r"input_size 16 then, 8 now"):
+        run(FaceOptions(input_size=8))
+    assert [record.status for record in run(FaceOptions(input_size=8), resume=True).images] == ["skipped"]
+    # how the photo is pasted back changes neither the crop nor its search: not compared
+    assert [record.status for record in run(FaceOptions(input_size=16, bg_scale=2.0)).images] == ["skipped"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -79,6 +80,18 @@ class FaceOptions:
             raise ValueError(f"min_face must be at least {PYRAMID_MIN} px, got {self.min_face}")
         if self.bg_scale is not None and not (np.isfinite(self.bg_scale) and self.bg_scale > 0):
             raise ValueError(f"bg_scale must be a positive number, got {self.bg_scale}")
+
+    def recorded(self, resolution: int) -> dict[str, Any]:
+        """The face options that shape what a face's output is searched from, as report.json
+        records them beside the search options (and a rerun compares them): not ``bg_scale`` or
+        ``weights``, which change neither the crop nor its search."""
+        return {
+            "input_mode": self.mode,
+            "input_size": self.size_for(resolution),
+            "max_faces": self.max_faces,
+            "only_center_face": self.only_center_face,
+            "min_face": self.min_face,
+        }
 
     def size_for(self, resolution: int) -> int:
         """The input size for a ``resolution``-pixel model; ``ValueError`` when it cannot work."""

@@ -53,6 +53,7 @@ class Job:
         writer: OutputWriter,
         listener: Listener,
         paster: PhotoPaster | None = None,
+        recorded: dict[str, Any] | None = None,
     ) -> None:
         self.generator = generator
         self.options = options
@@ -63,7 +64,7 @@ class Job:
         self.report = UpsampleReport(
             output_dir=output_dir,
             model=model_of(generator),
-            options=options.to_dict(),
+            options=options.to_dict() if recorded is None else recorded,
             shard=None if plan.shard is None else str(plan.shard),
             report_path=plan.report_path,
             ignored=[path.name for path in plan.ignored],
@@ -234,21 +235,22 @@ def upsample_folder(
         raise UpsampleError(str(exc)) from None
     plan = make_plan(input_dir, output_dir, options, overwrite=overwrite, shard=shard, reader=reader)
     prepare_output_dir(output_dir)
+    recorded = {**options.to_dict(), **reader.options.recorded(generator.resolution)}
     with FolderLock(plan.lock_path):
         if not resume:
-            refuse_outputs_made_otherwise(plan, model_of(generator), options)
+            refuse_outputs_made_otherwise(plan, model_of(generator), recorded)
         writer = OutputWriter(
             output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
         )
         paster = PhotoPaster(output_dir, plan.todo, plan.done, reader.options.bg_scale)
-        job = Job(generator, output_dir, options, plan, writer, listener or Listener(), paster)
+        job = Job(generator, output_dir, options, plan, writer, listener or Listener(), paster, recorded)
         return job.run(contact_sheet)
 
 
-def refuse_outputs_made_otherwise(plan: Plan, model: dict[str, Any], options: SearchOptions) -> None:
+def refuse_outputs_made_otherwise(plan: Plan, model: dict[str, Any], recorded: dict[str, Any]) -> None:
     """``UpsampleError`` when outputs the plan keeps were made with another model, other options
-    or other inputs, saying what differs."""
-    made_otherwise, reasons = differences(plan.report_path, plan.done, model, options)
+    (``recorded``: the search and face options) or other inputs, saying what differs."""
+    made_otherwise, reasons = differences(plan.report_path, plan.done, model, recorded)
     if made_otherwise:
         raise UpsampleError(
             f"{len(made_otherwise)} of the outputs in {plan.report_path.parent} were made otherwise "

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pulse_cli.options import SearchOptions
 from pulse_cli.upsample.plan import Item
 from pulse_cli.upsample.report import previous_records
 
@@ -48,13 +47,13 @@ def _then_now(name: str, then: Any, now: Any) -> str:
 
 
 def differences(
-    report_path: Path, kept: Sequence[Item], model: Mapping[str, Any], options: SearchOptions
+    report_path: Path, kept: Sequence[Item], model: Mapping[str, Any], now: Mapping[str, Any]
 ) -> tuple[list[str], list[str]]:
     """The outputs among ``kept`` that earlier runs (as ``report_path`` records them) made
     otherwise, and how they differ (``steps 100 then, 2 now``; ``model …``; ``input a.png
-    changed``). Outputs the report does not know are taken as they are."""
+    changed``); ``now`` is the options as this run records them (search and face options).
+    Outputs the report does not know are taken as they are."""
     records = previous_records(report_path)
-    now = options.to_dict()
     previous_model = _previous_model(report_path)
     reasons: list[str] = []
     for key in COMPARED_MODEL:
