@@ -42,7 +42,10 @@ def model_of(generator: Generator) -> dict[str, Any]:
 
 
 class Job:
-    """A planned job's report, writer and listener: records each image's outcome as it comes."""
+    """A planned job's report, writer and listener: records each image's outcome as it comes.
+
+    ``recorded`` is what report.json records as the options (the search options and the face
+    options that shape a crop; see ``resume``)."""
 
     def __init__(
         self,
@@ -52,8 +55,8 @@ class Job:
         plan: Plan,
         writer: OutputWriter,
         listener: Listener,
-        paster: PhotoPaster | None = None,
-        recorded: dict[str, Any] | None = None,
+        paster: PhotoPaster | None,
+        recorded: dict[str, Any],
     ) -> None:
         self.generator = generator
         self.options = options
@@ -64,7 +67,7 @@ class Job:
         self.report = UpsampleReport(
             output_dir=output_dir,
             model=model_of(generator),
-            options=options.to_dict() if recorded is None else recorded,
+            options=recorded,
             shard=None if plan.shard is None else str(plan.shard),
             report_path=plan.report_path,
             ignored=[path.name for path in plan.ignored],
