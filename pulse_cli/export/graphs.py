@@ -88,9 +88,9 @@ class SynthesisGraph(nn.Layer):
 class DownsampleGraph(nn.Layer):
     """Image → PULSE's bicubic downscale."""
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, factor: int, resolution: int) -> None:
         super().__init__()
-        self.downsample = BicubicDownsample(factor)
+        self.downsample = BicubicDownsample(factor, side=resolution)
 
     def forward(self, image: paddle.Tensor) -> paddle.Tensor:
         return self.downsample(image)
@@ -133,7 +133,7 @@ def synthesis_graph(generator: Generator) -> ExportGraph:
 def downsample_graph(resolution: int, factor: int) -> ExportGraph:
     """The bicubic downscale by ``factor`` of ``resolution``-pixel images."""
     image = TensorSpec("image", (None, 3, resolution, resolution))
-    layer = DownsampleGraph(factor)
+    layer = DownsampleGraph(factor, resolution)
     side = resolution // factor
     return ExportGraph(
         name="downsample",
