@@ -47,27 +47,28 @@ def upscale2d(x: paddle.Tensor) -> paddle.Tensor:
     return paddle.stack([x, x], axis=3).flatten(2, 3)  # every row twice
 
 
-def _upsampled_taps(kernel: paddle.Tensor, axis: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """What a kernel (k0, k1, k2) along ``axis`` applied after a nearest x2 upscale does to the
-    input (m-1, m, m+1): output 2m sees (m-1, m, m), so (k0, k1+k2, 0); output 2m+1 sees
-    (m, m, m+1), so (0, k0+k1, k2)."""
+def _half_pixel_taps(kernel: paddle.Tensor, axis: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """What a kernel (k0, k1, k2) along ``axis`` applied after a nearest x2 upscale does to two
+    neighbouring inputs (m, m+1): output 2m+1 sees (m, m, m+1), so (k0+k1, k2); output 2m+2 sees
+    (m, m+1, m+1), so (k0, k1+k2)."""
     k0, k1, k2 = paddle.split(kernel, 3, axis=axis)
-    zero = paddle.zeros_like(k0)
-    return paddle.concat([k0, k1 + k2, zero], axis=axis), paddle.concat([zero, k0 + k1, k2], axis=axis)
+    return paddle.concat([k0 + k1, k2], axis=axis), paddle.concat([k0, k1 + k2], axis=axis)
 
 
 def upscale_conv3x3(x: paddle.Tensor, kernel: paddle.Tensor) -> paddle.Tensor:
     """``F.conv2d(upscale2d(x), kernel, padding=1)`` for a 3x3 ``kernel``, at the input's resolution.
 
-    Output pixel (2m+a, 2n+b) is a 3x3 conv of the input around (m, n) with a kernel that depends
-    on the parity (a, b) only. One conv with the four kernels gives parity (a, b) of output channel
-    o as channel 4o+2a+b, which ``pixel_shuffle`` puts in place.
+    Every 2x2 window of the zero-padded input (rows m, m+1; columns n, n+1) determines the four
+    outputs between its pixels, (2m+1+a, 2n+1+b) for a, b in {0, 1}, each with its own 2x2 kernel:
+    one conv with the four kernels (as many multiply-adds as StyleGAN's transposed conv) gives
+    them as channel 4o+2a+b, ``pixel_shuffle`` puts them in place, and the outer ring, which lies
+    outside the image, is cut off.
     """
-    parities = [
-        taps for row_taps in _upsampled_taps(kernel, axis=2) for taps in _upsampled_taps(row_taps, axis=3)
+    phases = [
+        taps for row_taps in _half_pixel_taps(kernel, axis=2) for taps in _half_pixel_taps(row_taps, axis=3)
     ]
-    weight = paddle.stack(parities, axis=1).flatten(0, 1)  # [out, 4, in, 3, 3] -> [4*out, in, 3, 3]
-    return F.pixel_shuffle(F.conv2d(x, weight, padding=1), 2)
+    weight = paddle.stack(phases, axis=1).flatten(0, 1)  # [out, 4, in, 2, 2] -> [4*out, in, 2, 2]
+    return F.pixel_shuffle(F.conv2d(x, weight, padding=1), 2)[:, :, 1:-1, 1:-1]
 
 
 class EqualizedLinear(nn.Layer):
