@@ -11,7 +11,7 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from pulse_cli.graphs.stylegan import GMapping, GSynthesis, channel_affine, upscale_conv3x3
+from pulse_cli.graphs.stylegan import GMapping, GSynthesis, adaptive_instance_norm, upscale_conv3x3
 from pulse_cli.weights import load_state_dict, read_torch_checkpoint
 
 SYNTHESIS_TOLERANCE = 5e-4  # max abs error, as the reference README gives for stylegan_small_io
@@ -133,15 +133,17 @@ def test_synthesis_refuses_a_wrong_noise_count_and_resolution(
         GSynthesis(resolution=96)
 
 
-def test_channel_affine_scales_and_shifts_each_sample_and_channel() -> None:
-    """As a grouped conv for a known batch, as a broadcast in a graph built for any batch."""
+def test_adaptive_instance_norm_normalizes_each_plane_then_scales_and_shifts_each_channel() -> None:
+    """Folded into one instance norm for a known batch, broadcast in a graph built for any batch."""
     rng = np.random.default_rng(2)
     x, scale, shift = (
         rng.standard_normal(shape, dtype=np.float32) for shape in ((3, 4, 5, 5), (3, 4), (3, 4))
     )
-    expected = x * scale[:, :, None, None] + shift[:, :, None, None]
+    mean = x.mean(axis=(2, 3), keepdims=True)
+    normalized = (x - mean) / np.sqrt(x.var(axis=(2, 3), keepdims=True) + 1e-5)
+    expected = normalized * scale[:, :, None, None] + shift[:, :, None, None]
     tensors = [paddle.to_tensor(a) for a in (x, scale, shift)]
-    np.testing.assert_allclose(channel_affine(*tensors).numpy(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(adaptive_instance_norm(*tensors).numpy(), expected, rtol=0, atol=1e-5)
     spec = [paddle.static.InputSpec([None, *a.shape[1:]], "float32") for a in (x, scale, shift)]
-    any_batch = paddle.jit.to_static(channel_affine, input_spec=spec, full_graph=True)
+    any_batch = paddle.jit.to_static(adaptive_instance_norm, input_spec=spec, full_graph=True)
     np.testing.assert_allclose(any_batch(*tensors).numpy(), expected, rtol=0, atol=1e-5)

@@ -6,8 +6,9 @@ state-dict names and shapes, so PULSE's ``synthesis.pt`` and ``mapping.pt`` load
 One definition serves dygraph, ``paddle.jit.to_static`` (with gradients to the dlatents and the
 noise, oneDNN included) and paddle2onnx. Hence a few unusual choices, each explained where it is
 made: nearest upscaling by stacking, the transposed conv as a conv and a pixel shuffle, linear
-layers as ``einsum``, noise scaling and style modulation as 1x1 convs, the upscale's bias added
-by its blur, Paddle's instance norm, and in exports leaky ReLU as ``maximum``.
+layers as ``einsum``, noise scaling as a 1x1 conv, the upscale's bias added by its blur, instance
+norm and style modulation as one instance norm with its own affine, and in exports leaky ReLU as
+``maximum``.
 """
 
 from __future__ import annotations
@@ -163,39 +164,36 @@ class NoiseInjection(nn.Layer):
         return x + F.conv2d(noise, self.weight.reshape([-1, 1, 1, 1]))
 
 
-def instance_norm(x: paddle.Tensor) -> paddle.Tensor:
-    """Per-sample, per-channel normalization over H and W (torch's ``InstanceNorm2d``, no affine).
+def adaptive_instance_norm(x: paddle.Tensor, scale: paddle.Tensor, shift: paddle.Tensor) -> paddle.Tensor:
+    """AdaIN: each sample's channels of x [B, C, H, W] normalized over H and W (torch's
+    ``InstanceNorm2d``, eps 1e-5), then ``* scale + shift`` with a scale and shift [B, C].
 
-    Paddle's op rather than written out: under oneDNN the backward of a broadcast subtraction is wrong.
+    One op, forward and backward: Paddle's instance norm with its own per-channel affine, over the
+    B*C planes of a batch of one (a plane is normalized on its own either way, so the batch folds
+    into the channels and the affine becomes per channel). It has no oneDNN kernel, and no other
+    form does better under oneDNN: the backward of a broadcast subtraction or multiply-add is
+    wrong or slow there, and the affine as a depthwise 1x1 conv after the norm (reshapes, layout
+    reorders, a second full-size tensor) cost a 1024 px step time and peak memory (DEVELOPERS.md).
+    A graph built for any batch (an export) cannot fold an unknown batch into the channels: there
+    the affine broadcasts.
     """
-    return F.instance_norm(x, eps=1e-5)
-
-
-def channel_affine(x: paddle.Tensor, scale: paddle.Tensor, shift: paddle.Tensor) -> paddle.Tensor:
-    """``x * scale + shift`` with a scale and shift [B, C] for each sample and channel of x [B, C, H, W].
-
-    Computed as a depthwise 1x1 conv over the B*C channels of a batch of one: oneDNN's backward
-    of a broadcast multiply and add is many times slower than a conv's. A conv's group count must
-    be known when the graph is built, so a graph built with a variable batch (an export) broadcasts.
-    The reshapes stay at batch 1, where they change no shape: they put x in Paddle's plain layout,
-    where oneDNN reduces the shift's gradient with a jit kernel; in oneDNN's blocked layout it
-    falls back to its reference kernel, 250x slower (1 s a step at 1024 px).
-    """
-    batch, channels, height, width = x.shape
     if built_for_any_batch(x):
-        return x * scale.reshape([-1, channels, 1, 1]) + shift.reshape([-1, channels, 1, 1])
+        channels = x.shape[1]
+        normalized = F.instance_norm(x, eps=1e-5)
+        return normalized * scale.reshape([-1, channels, 1, 1]) + shift.reshape([-1, channels, 1, 1])
+    batch, channels, height, width = x.shape
     planes = batch * channels
-    x = F.conv2d(
+    x = F.instance_norm(
         x.reshape([1, planes, height, width]),
-        scale.reshape([planes, 1, 1, 1]),
-        shift.reshape([planes]),
-        groups=planes,
+        weight=scale.reshape([planes]),
+        bias=shift.reshape([planes]),
+        eps=1e-5,
     )
     return x.reshape([batch, channels, height, width])
 
 
 class StyleModulation(nn.Layer):
-    """The style half of AdaIN: a per-channel scale (+1) and shift computed from one dlatent."""
+    """Instance norm, then the style: a per-channel scale (+1) and shift computed from one dlatent."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -204,11 +202,11 @@ class StyleModulation(nn.Layer):
 
     def forward(self, x: paddle.Tensor, dlatent: paddle.Tensor) -> paddle.Tensor:
         scale, shift = self.lin(dlatent).reshape([-1, 2, self.channels]).unbind(axis=1)
-        return channel_affine(x, scale + 1.0, shift)
+        return adaptive_instance_norm(x, scale + 1.0, shift)
 
 
 class LayerEpilogue(nn.Layer):
-    """What follows every conv: noise, leaky ReLU, instance norm, style modulation."""
+    """What follows every conv: noise, leaky ReLU, instance norm and style modulation."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -216,7 +214,7 @@ class LayerEpilogue(nn.Layer):
         self.style_mod = StyleModulation(channels)
 
     def forward(self, x: paddle.Tensor, dlatent: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
-        x = instance_norm(leaky_relu(self.noise(x, noise)))
+        x = leaky_relu(self.noise(x, noise))
         return self.style_mod(x, dlatent)
 
 
