@@ -234,9 +234,10 @@ print(json.dumps([result.log["TOTAL"].ravel().tolist(), result.best_image.ravel(
 
 @needs_two_cores
 def test_a_search_on_every_core_agrees_with_one_threads(paddle_runtime_found: None) -> None:
-    # oneDNN splits work between threads over outputs here (bit-identical in our runs, at 64 and
-    # 256 px), but the order of a reduction may depend on the thread count: float tolerance.
+    # The order of a reduction may depend on the thread count, and Adam at lr 0.4 on a sphere
+    # amplifies that float noise step by step (the reference README: up to 0.5 % a step when only
+    # PyTorch's thread count changes): the losses agree to 1e-4, the image to 1e-4 of its range.
     every_core = json.loads(_stdout(SEARCH).splitlines()[-1])
     one_thread = json.loads(_stdout(SEARCH, OMP_NUM_THREADS="1").splitlines()[-1])
-    for ours, single in zip(every_core, one_thread):
-        np.testing.assert_allclose(ours, single, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(every_core[0], one_thread[0], rtol=1e-4)
+    np.testing.assert_allclose(every_core[1], one_thread[1], rtol=0, atol=1e-4)
