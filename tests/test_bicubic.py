@@ -65,3 +65,10 @@ def test_to_static_gives_the_same_values_and_gradients_as_dygraph():
     np.testing.assert_allclose(st_out, dy_out, atol=1e-6)
     np.testing.assert_allclose(st_grad, dy_grad, atol=1e-6)
     assert np.abs(dy_grad).max() > 0
+
+
+def test_an_image_side_within_the_reflect_padding_is_refused_naming_the_side():
+    """PULSE pads by 3 * factor with reflection, which needs a longer side than the padding."""
+    with pytest.raises(ValueError, match="side of 12 px is too small for a x8 downscale"):
+        BicubicDownsample(8)(paddle.zeros([1, 3, 12, 12]))
+    assert BicubicDownsample(8)(paddle.zeros([1, 3, 16, 16])).shape == [1, 3, 2, 2]
