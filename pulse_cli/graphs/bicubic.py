@@ -77,8 +77,10 @@ class BicubicDownsample(nn.Layer):
         # Planes [B*C, H, W]: Paddle Inference's oneDNN matmul misreads a 4-D tensor that a oneDNN
         # conv left in its blocked layout, and a reshape gives it the plain layout.
         planes = x.reshape([-1, height, width])
-        cols = paddle.matmul(planes, self._matrix(width), transpose_y=True)  # [B*C, H, W / factor]
-        rows = paddle.matmul(self._matrix(height), cols)  # [B*C, H / factor, W / factor]
+        width_matrix = self._matrix(width)
+        height_matrix = width_matrix if height == width else self._matrix(height)  # one, if square
+        cols = paddle.matmul(planes, width_matrix, transpose_y=True)  # [B*C, H, W / factor]
+        rows = paddle.matmul(height_matrix, cols)  # [B*C, H / factor, W / factor]
         return rows.reshape([-1, channels, *rows.shape[1:]])
 
 
