@@ -17,9 +17,10 @@ from pulse_cli.cli.app import app
 from pulse_cli.export import ExportError
 from pulse_cli.export import onnx as onnx_export
 from pulse_cli.export.bundle import RUNTIMES, export_model, open_graph
-from pulse_cli.export.graphs import GRAPH_NAMES, TensorSpec
+from pulse_cli.export.graphs import GRAPH_NAMES, ExportGraph, TensorSpec
 from pulse_cli.export.manifest import MANIFEST, ExportedFileError, read_manifest
 from pulse_cli.export.verify import ParityError
+from pulse_cli.graphs.stylegan import ONNX_NEAREST_UPSCALE_FROM, UpscaleConv2d
 from pulse_cli.models.cache import sha256_file
 from pulse_cli.models.stylegan import StyleGAN
 from pulse_cli.options import SearchOptions
@@ -179,6 +180,35 @@ def test_export_refuses_a_folder_holding_other_files(stylegan_small, tmp_path):
         export_model(stylegan_small, tmp_path, resolution_lr=16)
     with pytest.raises(ExportError, match="does not divide"):
         export_model(stylegan_small, tmp_path / "new", resolution_lr=24)
+
+
+def test_onnx_files_run_leaky_relu_as_one_op_while_paddle_graphs_keep_the_max_form(
+    small_export, stylegan_small
+):
+    onnx_ops = [node.op_type for node in onnx.load(str(small_export.folder / "synthesis.onnx")).graph.node]
+    program = json.loads((small_export.folder / "synthesis.json").read_text())["program"]
+    paddle_ops = [op["#"] for op in program["regions"][0]["blocks"][0]["ops"]]  # "1.name": Paddle's op
+    epilogues = stylegan_small.num_layers  # one per dlatent row; plus the latent mapping's (slope 5)
+    assert onnx_ops.count("LeakyRelu") == epilogues + 1
+    assert paddle_ops.count("1.maximum") == epilogues and paddle_ops.count("1.leaky_relu") == 1
+
+
+def test_onnx_export_of_a_large_upscale_is_nearest_then_conv_with_the_eager_values(tmp_path):
+    paddle.seed(0)
+    side = ONNX_NEAREST_UPSCALE_FROM
+    layer = UpscaleConv2d(4, 3, side)
+    layer.eval()
+    image = TensorSpec("x", (None, 4, side // 2, side // 2))
+    graph = ExportGraph(
+        "upscale", layer, [image], [TensorSpec("y", (None, 3, side, side))], [image.input_spec()],
+        lambda tensors: [layer(tensors[0])],
+    )  # fmt: skip
+    model = onnx_export.graph_to_onnx(graph)
+    assert "DepthToSpace" not in {node.op_type for node in model.graph.node}
+    feed = graph.random_inputs(batch=2)
+    (expected,) = graph.run_dygraph(feed)
+    (got,) = onnx_export.OnnxGraph(onnx_export.save_model(model, tmp_path / "upscale")).run(feed)
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
 
 
 def test_leaky_relu_slopes_survive_paddle2onnx(tmp_path):

@@ -12,7 +12,6 @@ import numpy as np
 from paddle import nn
 
 from pulse_cli.export import onnx as onnx_export
-from pulse_cli.export import static
 from pulse_cli.export.graphs import scorer_graph
 from pulse_cli.export.verify import check_parity
 from pulse_cli.graphs.objective import Objective
@@ -24,9 +23,7 @@ class OnnxScorer:
     def __init__(self, objective: Objective) -> None:
         graph = scorer_graph(objective)
         with tempfile.TemporaryDirectory(prefix="pulse-scorer-") as scratch:
-            prefix = Path(scratch) / graph.name
-            static.save(graph, prefix)
-            path = onnx_export.save_model(onnx_export.paddle_to_onnx(prefix, graph.outputs), prefix)
+            path = onnx_export.save_model(onnx_export.graph_to_onnx(graph), Path(scratch) / graph.name)
             self.graph = onnx_export.OnnxGraph(path)  # the session holds the model: the file may go
         self.runtime = f"onnxruntime ({self.graph.provider})"
         check_parity(

@@ -96,8 +96,7 @@ def _runners(folder: Path, graph: ExportGraph) -> dict[str, Runner]:
 
 def _write_graph(folder: Path, graph: ExportGraph, opset: int) -> list[str]:
     files = static.save(graph, folder / graph.name)
-    model = onnx_export.paddle_to_onnx(folder / graph.name, graph.outputs, opset)
-    files.append(onnx_export.save_model(model, folder / graph.name))
+    files.append(onnx_export.save_model(onnx_export.graph_to_onnx(graph, opset), folder / graph.name))
     return [path.name for path in files]
 
 

@@ -9,6 +9,7 @@ output names. Whatever it writes is still checked against Paddle before it is tr
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import onnx
 import paddle
 
 from pulse_cli.devices import Device, paddle_device
-from pulse_cli.export import ExportError
-from pulse_cli.export.graphs import TensorSpec
+from pulse_cli.export import ExportError, static
+from pulse_cli.export.graphs import ExportGraph, TensorSpec
 from pulse_cli.export.quiet import captured_output
+from pulse_cli.graphs.tracing import tracing_for_onnx
 
 OPSET = 17
 BATCH = "batch"
@@ -100,6 +102,15 @@ def paddle_to_onnx(model_prefix: Path, outputs: Sequence[TensorSpec], opset: int
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise OnnxExportError(f"the ONNX model of {json_file} fails onnx.checker: {exc}") from None
     return model
+
+
+def graph_to_onnx(graph: ExportGraph, opset: int = OPSET) -> onnx.ModelProto:
+    """``graph`` as a checked ONNX model: traced for onnxruntime (the layers' ONNX forms,
+    ``pulse_cli.graphs.tracing``) into a scratch Paddle program, then converted."""
+    with tempfile.TemporaryDirectory(prefix="pulse-onnx-") as scratch, tracing_for_onnx():
+        prefix = Path(scratch) / graph.name
+        static.save(graph, prefix)
+        return paddle_to_onnx(prefix, graph.outputs, opset)
 
 
 def save_model(model: onnx.ModelProto, prefix: Path) -> Path:
