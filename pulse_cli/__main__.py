@@ -8,6 +8,7 @@ import signal
 import sys
 from types import FrameType
 
+from pulse_cli import allocator
 from pulse_cli.errors import INTERRUPTED, INTERRUPTED_MESSAGE
 
 
@@ -21,9 +22,11 @@ def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    """Import the command line (Paddle with it) with Ctrl-C exiting at once, then run it with
+    """Restart once with tcmalloc preloaded where it is installed (``pulse_cli.allocator``),
+    import the command line (Paddle with it) with Ctrl-C exiting at once, then run it with
     Ctrl-C raising KeyboardInterrupt, which the commands turn into the same line (keeping
     finished images and their report)."""
+    allocator.restart_with_preload()
     previous = signal.signal(signal.SIGINT, _exit_interrupted)
     from pulse_cli.cli import main as run_command_line
 

@@ -308,7 +308,8 @@ def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
             capture_output=True,
             text=True,
             check=False,
-            env=threads.user_environment(os.environ),  # OMP_NUM_THREADS as the user left it
+            # OMP_NUM_THREADS as the user left it; tcmalloc preloaded for the tuned mode only
+            env=allocator.environment_for(config.allocator, threads.user_environment(os.environ)),
         )
         if not result_path.is_file():
             lines = [line for line in process.stderr.splitlines() if line.strip()]

@@ -29,7 +29,7 @@ def clean_malloc_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # Page faults of 10 malloc + fill + free rounds of a 64 MiB block (one 1024 px StyleGAN layer).
 FAULTS = """
 import ctypes, resource
-libc = ctypes.CDLL("libc.so.6")
+libc = ctypes.CDLL(None)  # the malloc every library gets: a preloaded one, else glibc's
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
@@ -144,3 +144,46 @@ def test_the_cli_refuses_an_unknown_pulse_allocator_in_one_line() -> None:
     assert done.returncode == 2
     assert "PULSE_ALLOCATOR: unknown allocator mode 'fast'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+TCMALLOC = "libtcmalloc_minimal.so.4"
+
+
+def test_a_child_for_the_tuned_mode_gets_tcmalloc_and_one_for_the_default_mode_loses_it(
+    clean_malloc_env: None,
+) -> None:
+    base = {"PATH": "/usr/bin", allocator.ENV_MODE: "tuned"}
+    tuned = allocator.environment_for("tuned", base, library=TCMALLOC)
+    assert tuned["LD_PRELOAD"] == TCMALLOC and tuned[allocator.PRELOADED] == TCMALLOC
+    assert allocator.environment_for("default", tuned, library=TCMALLOC) == base
+    assert allocator.environment_for("tuned", tuned, library=TCMALLOC) == tuned
+
+
+def test_a_users_own_preload_or_malloc_setting_is_never_replaced() -> None:
+    for name, value in [("LD_PRELOAD", "libjemalloc.so.2"), ("MALLOC_MMAP_THRESHOLD_", "1048576")]:
+        env = {"PATH": "/usr/bin", name: value}
+        assert allocator.environment_for("tuned", env, library=TCMALLOC) == env
+
+
+# What the restarted ``pulse`` process runs as its command: the setting in force, and the FAULTS.
+RESTARTED = (
+    "import sys, pulse_cli.cli as cli\n"
+    "from pulse_cli import allocator\n"
+    "sys.argv = ['pulse']\n"
+    "cli.app = lambda: print(allocator.apply('tuned').description, flush=True) or exec({faults!r})\n"
+    "from pulse_cli.__main__ import main\n"
+    "main()"
+)
+
+
+def test_pulse_restarts_once_with_tcmalloc_where_it_is_installed(clean_malloc_env: None) -> None:
+    library = allocator.tcmalloc_library()
+    if library is None or allocator._glibc() is None:
+        pytest.skip("tcmalloc (Debian's libtcmalloc-minimal4) is not installed: mallopt is used")
+    env = {**os.environ, allocator.ENV_MODE: "tuned"}
+    code = RESTARTED.format(faults=FAULTS)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    description, faults = done.stdout.splitlines()
+    assert description == f"tuned: tcmalloc ({library}, preloaded)"
+    assert int(faults) <= 2 * (64 << 20) // 4096  # the freed block is reused, as with mallopt
+    assert done.stderr == ""  # no "large alloc" report, no second restart's output
