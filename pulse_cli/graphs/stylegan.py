@@ -7,8 +7,9 @@ One definition serves dygraph, ``paddle.jit.to_static`` (with gradients to the d
 noise, oneDNN included) and paddle2onnx. Hence a few unusual choices, each explained where it is
 made: nearest upscaling by stacking, the transposed conv as a conv and a pixel shuffle, linear
 layers as ``einsum``, noise scaling as a 1x1 conv, the upscale's bias added by its blur, instance
-norm and style modulation as one instance norm with its own affine, and in exports leaky ReLU as
-``maximum``.
+norm and style modulation as one instance norm with its own affine, and in exports for Paddle
+Inference leaky ReLU as ``maximum``. Graphs traced for onnxruntime (``graphs.tracing``) keep
+``LeakyRelu`` and, from 512 px, upscale by nearest neighbour before the conv.
 """
 
 from __future__ import annotations
