@@ -21,6 +21,7 @@ import paddle.nn.functional as F
 from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
+from pulse_cli.graphs.op.instance_norm import instance_norm
 from pulse_cli.graphs.tracing import built_for_any_batch, traced_for_onnx
 
 LRELU_SLOPE = 0.2
@@ -173,10 +174,11 @@ def adaptive_instance_norm(x: paddle.Tensor, scale: paddle.Tensor, shift: paddle
     """AdaIN: each sample's channels of x [B, C, H, W] normalized over H and W (torch's
     ``InstanceNorm2d``, eps 1e-5), then ``* scale + shift`` with a scale and shift [B, C].
 
-    One op, forward and backward: Paddle's instance norm with its own per-channel affine, over the
-    B*C planes of a batch of one (a plane is normalized on its own either way, so the batch folds
-    into the channels and the affine becomes per channel). It has no oneDNN kernel, and no other
-    form does better under oneDNN: the backward of a broadcast subtraction or multiply-add is
+    One op, forward and backward: instance norm with its own per-channel affine, over the B*C
+    planes of a batch of one (a plane is normalized on its own either way, so the batch folds into
+    the channels and the affine becomes per channel), compiled where it can be (``graphs.op``:
+    Paddle's CPU kernels are single-threaded). It has no oneDNN kernel, and no other form does
+    better under oneDNN: the backward of a broadcast subtraction or multiply-add is
     wrong or slow there, and the affine as a depthwise 1x1 conv after the norm (reshapes, layout
     reorders, a second full-size tensor) cost a 1024 px step time and peak memory (DEVELOPERS.md).
     A graph built for any batch (an export) cannot fold an unknown batch into the channels: there
@@ -188,12 +190,7 @@ def adaptive_instance_norm(x: paddle.Tensor, scale: paddle.Tensor, shift: paddle
         return normalized * scale.reshape([-1, channels, 1, 1]) + shift.reshape([-1, channels, 1, 1])
     batch, channels, height, width = x.shape
     planes = batch * channels
-    x = F.instance_norm(
-        x.reshape([1, planes, height, width]),
-        weight=scale.reshape([planes]),
-        bias=shift.reshape([planes]),
-        eps=1e-5,
-    )
+    x = instance_norm(x.reshape([1, planes, height, width]), scale.reshape([planes]), shift.reshape([planes]))
     return x.reshape([batch, channels, height, width])
 
 

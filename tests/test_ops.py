@@ -1,0 +1,69 @@
+"""Compiled custom ops (``pulse_cli.graphs.op``): Paddle's values and gradients, in eager and
+static graphs, and Paddle's own op wherever the compiled one cannot be had."""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from pulse_cli.graphs.op import instance_norm as op
+
+
+def _planes(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(np.float32) * 3 + 0.7  # off-centre, as after a conv
+    weight = rng.standard_normal(shape[1]).astype(np.float32)
+    bias = rng.standard_normal(shape[1]).astype(np.float32)
+    return [paddle.to_tensor(a, stop_gradient=False) for a in (x, weight, bias)]
+
+
+def _values_and_gradients(norm, tensors: list[paddle.Tensor], upstream: paddle.Tensor) -> list[np.ndarray]:
+    for tensor in tensors:
+        tensor.clear_gradient()
+    out = norm(*tensors)
+    (out * upstream).sum().backward()
+    return [out.numpy(), *[tensor.grad.numpy() for tensor in tensors]]
+
+
+def _paddle_instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    return F.instance_norm(x, weight=weight, bias=bias, eps=op.EPS)
+
+
+@pytest.fixture(scope="module")
+def compiled_op():
+    if op.compiled() is None:
+        pytest.skip("no C++ compiler for Paddle's extension loader here: Paddle's op is used")
+    return op.compiled()
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4, 4), (1, 3, 37, 29), (1, 16, 128, 128)])
+def test_compiled_instance_norm_gives_paddles_values_and_gradients(compiled_op, shape):
+    tensors = _planes(0, shape)
+    upstream = paddle.to_tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+    got = _values_and_gradients(op.instance_norm, tensors, upstream)
+    expected = _values_and_gradients(_paddle_instance_norm, tensors, upstream)
+    for name, a, b in zip(["output", "d x", "d weight", "d bias"], got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max(), err_msg=name)
+
+
+def test_compiled_instance_norm_runs_in_a_static_graph_with_its_gradients(compiled_op):
+    tensors = _planes(2, (1, 6, 24, 24))
+    upstream = paddle.to_tensor(np.random.default_rng(3).standard_normal((1, 6, 24, 24)).astype(np.float32))
+    static = paddle.jit.to_static(op.instance_norm, full_graph=True)
+    got = _values_and_gradients(static, tensors, upstream)
+    expected = _values_and_gradients(op.instance_norm, tensors, upstream)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_paddles_instance_norm_is_used_when_compiled_ops_are_turned_off(monkeypatch):
+    monkeypatch.setenv(op.ENV_SWITCH, "0")
+    assert op.compiled() is None and op.description() == "Paddle's instance_norm"
+    tensors = _planes(4, (1, 4, 9, 9))
+    upstream = paddle.ones([1, 4, 9, 9])
+    got = _values_and_gradients(op.instance_norm, tensors, upstream)
+    expected = _values_and_gradients(_paddle_instance_norm, tensors, upstream)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
