@@ -67,3 +67,33 @@ def test_paddles_instance_norm_is_used_when_compiled_ops_are_turned_off(monkeypa
     expected = _values_and_gradients(_paddle_instance_norm, tensors, upstream)
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+def test_exported_graphs_hold_paddles_instance_norm_only(compiled_op, tmp_path):
+    from pulse_cli.export.graphs import ExportGraph, TensorSpec
+    from pulse_cli.export.static import save
+
+    class Norm(paddle.nn.Layer):
+        def forward(self, x, weight, bias):
+            return op.instance_norm(x, weight, bias)
+
+    specs = [TensorSpec("x", (1, 4, 8, 8)), TensorSpec("weight", (4,)), TensorSpec("bias", (4,))]
+    layer = Norm()
+    graph = ExportGraph(
+        "norm", layer, specs, [TensorSpec("y", (1, 4, 8, 8))], [spec.input_spec() for spec in specs],
+        lambda tensors: [layer(*tensors)],
+    )  # fmt: skip
+    save(graph, tmp_path / "norm")
+    program = (tmp_path / "norm.json").read_text()
+    assert "pulse_instance_norm" not in program and "instance_norm" in program
+
+
+def test_compiled_instance_norm_is_as_accurate_as_paddles_on_a_nearly_constant_plane(compiled_op):
+    # a random StyleGAN's first block: planes of 4x4 around a large value, variance far below eps
+    x = (np.random.default_rng(5).standard_normal((1, 6, 4, 4)) * 1e-3 + 5.0).astype(np.float32)
+    tensors = [paddle.to_tensor(a) for a in (x, np.ones(6, np.float32), np.zeros(6, np.float32))]
+    exact = x.astype(np.float64) - x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    exact /= np.sqrt((exact**2).mean(axis=(2, 3), keepdims=True) + op.EPS)
+    compiled_error = np.abs(op.instance_norm(*tensors).numpy() - exact).max()
+    paddle_error = np.abs(_paddle_instance_norm(*tensors).numpy() - exact).max()
+    assert compiled_error <= paddle_error

@@ -21,7 +21,7 @@ from pulse_cli.devices import Device, paddle_device
 from pulse_cli.export import ExportError, static
 from pulse_cli.export.graphs import ExportGraph, TensorSpec
 from pulse_cli.export.quiet import captured_output
-from pulse_cli.graphs.tracing import tracing_for_onnx
+from pulse_cli.graphs import tracing
 
 OPSET = 17
 BATCH = "batch"
@@ -107,9 +107,9 @@ def paddle_to_onnx(model_prefix: Path, outputs: Sequence[TensorSpec], opset: int
 def graph_to_onnx(graph: ExportGraph, opset: int = OPSET) -> onnx.ModelProto:
     """``graph`` as a checked ONNX model: traced for onnxruntime (the layers' ONNX forms,
     ``pulse_cli.graphs.tracing``) into a scratch Paddle program, then converted."""
-    with tempfile.TemporaryDirectory(prefix="pulse-onnx-") as scratch, tracing_for_onnx():
+    with tempfile.TemporaryDirectory(prefix="pulse-onnx-") as scratch:
         prefix = Path(scratch) / graph.name
-        static.save(graph, prefix)
+        static.save(graph, prefix, runtime=tracing.ONNX)
         return paddle_to_onnx(prefix, graph.outputs, opset)
 
 

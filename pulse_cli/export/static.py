@@ -12,13 +12,17 @@ import paddle
 from pulse_cli.devices import on_gpu, onednn_available
 from pulse_cli.export.graphs import ExportGraph
 from pulse_cli.export.quiet import captured_output
+from pulse_cli.graphs import tracing
 from pulse_cli.threads import kept, openmp_threads
 
 
-def save(graph: ExportGraph, prefix: Path) -> list[Path]:
-    """Trace ``graph`` and write ``prefix.json`` and ``prefix.pdiparams``; the files written."""
+def save(graph: ExportGraph, prefix: Path, runtime: str = tracing.PADDLE) -> list[Path]:
+    """Trace ``graph`` as an export for ``runtime`` (``pulse_cli.graphs.tracing``: Paddle's ops
+    only, in the forms that runtime runs best) and write ``prefix.json`` and
+    ``prefix.pdiparams``; the files written."""
     graph.layer.eval()
-    paddle.jit.save(graph.layer, str(prefix), input_spec=graph.input_spec)
+    with tracing.tracing_export(runtime):
+        paddle.jit.save(graph.layer, str(prefix), input_spec=graph.input_spec)
     return [Path(f"{prefix}.json"), Path(f"{prefix}.pdiparams")]
 
 

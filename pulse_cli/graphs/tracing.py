@@ -1,10 +1,11 @@
-"""What a graph is being built for, so that a layer can take the form that runs fastest there.
+"""What a graph is being built for, so that a layer can take the form that runs there, and fast.
 
-A layer answers two questions while it runs: is this a graph built for any batch size (an
-export, where the batch is unknown), and is it being traced for onnxruntime (``pulse export``'s
-``.onnx`` files and the ``onnx`` backend's scorer) rather than for Paddle. The forms differ in
-speed, never in value: every exported graph is checked against eager Paddle before it is used
-(``pulse_cli.export.verify``).
+A layer answers three questions while it runs: is this a graph built for any batch size (an
+export with a dynamic batch), is it being traced for export at all (``paddle.jit.save``: the
+saved program may hold only Paddle's own ops, no compiled custom op), and is that export for
+onnxruntime (``pulse export``'s ``.onnx`` files and the ``onnx`` backend's scorer) rather than
+for Paddle. The forms differ in speed, never in value: every exported graph is checked against
+eager Paddle before it is used (``pulse_cli.export.verify``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from contextvars import ContextVar
 
 import paddle
 
-_FOR_ONNX: ContextVar[bool] = ContextVar("pulse_tracing_for_onnx", default=False)
+PADDLE = "paddle"
+ONNX = "onnx"
+_EXPORT_FOR: ContextVar[str | None] = ContextVar("pulse_export_for", default=None)
 
 
 def built_for_any_batch(x: paddle.Tensor) -> bool:
@@ -25,15 +28,22 @@ def built_for_any_batch(x: paddle.Tensor) -> bool:
 
 
 @contextmanager
-def tracing_for_onnx() -> Iterator[None]:
-    """Graphs traced in this block are meant for paddle2onnx and onnxruntime."""
-    token = _FOR_ONNX.set(True)
+def tracing_export(runtime: str) -> Iterator[None]:
+    """Graphs traced in this block are exports meant for ``runtime`` (``PADDLE`` or ``ONNX``)."""
+    if runtime not in (PADDLE, ONNX):
+        raise ValueError(f"unknown export runtime {runtime!r}")
+    token = _EXPORT_FOR.set(runtime)
     try:
         yield
     finally:
-        _FOR_ONNX.reset(token)
+        _EXPORT_FOR.reset(token)
+
+
+def exporting() -> bool:
+    """Whether a graph is being traced for export (``tracing_export``)."""
+    return _EXPORT_FOR.get() is not None
 
 
 def traced_for_onnx(x: paddle.Tensor) -> bool:
-    """Whether ``x`` is in an export being traced for onnxruntime (``tracing_for_onnx``)."""
-    return _FOR_ONNX.get() and built_for_any_batch(x)
+    """Whether ``x`` is in a graph built for any batch and traced for onnxruntime."""
+    return _EXPORT_FOR.get() == ONNX and built_for_any_batch(x)

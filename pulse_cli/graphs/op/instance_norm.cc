@@ -60,9 +60,11 @@ std::vector<paddle::Tensor> InstanceNormForward(const paddle::Tensor& x, const p
       const float r = 1.0f / std::sqrt(static_cast<float>(squares / size) + eps);
       mp[p] = m;
       rp[p] = r;
-      const float scale = w[p] * r, shift = b[p] - m * scale;
+      // Centred first: x * scale + (b - m * scale) cancels catastrophically on a nearly
+      // constant plane (large m * scale).
+      const float scale = w[p] * r, shift = b[p];
       float* ys = yp + p * size;
-      for (int64_t i = 0; i < size; ++i) ys[i] = xs[i] * scale + shift;
+      for (int64_t i = 0; i < size; ++i) ys[i] = (xs[i] - m) * scale + shift;
     }
   });
   return {y, mean, rstd};

@@ -5,7 +5,7 @@ alone 0.4 s of a 1024 px StyleGAN search step); the custom op shares the planes 
 OpenMP thread count in force and runs under ``paddle.jit.to_static`` like any op. It is built
 once per Paddle version with the C++ compiler Paddle's extension loader uses (about 20 s), into
 Paddle's extension folder, and loaded on first use. Paddle's ``F.instance_norm`` is used instead
-where it cannot be: no compiler (or the build fails), not on the CPU, or
+where it cannot be: no compiler (or the build fails), not on the CPU, in exports, or
 ``PULSE_COMPILED_OPS=0``. Both give the same values to float32 rounding.
 """
 
@@ -21,6 +21,7 @@ import paddle
 import paddle.nn.functional as F
 
 from pulse_cli.export.quiet import captured_output
+from pulse_cli.graphs.tracing import exporting
 from pulse_cli.threads import openmp_threads
 
 ENV_SWITCH = "PULSE_COMPILED_OPS"  # "0": Paddle's own ops only
@@ -67,8 +68,8 @@ def description() -> str:
 def instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
     """Each [H, W] plane of ``x`` [N, C, H, W] normalized on its own (eps 1e-5), then times
     ``weight`` and plus ``bias`` [C] per channel: the compiled op on the CPU where it is built,
-    else ``F.instance_norm``."""
-    op = compiled() if paddle.get_device() == "cpu" else None
+    else (and in exports, which must hold Paddle's ops only) ``F.instance_norm``."""
+    op = compiled() if paddle.get_device() == "cpu" and not exporting() else None
     if op is None:
         return F.instance_norm(x, weight=weight, bias=bias, eps=EPS)
     return op(x, weight, bias, EPS, openmp_threads() or 1)[0]
