@@ -72,4 +72,11 @@ def instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) 
     op = compiled() if paddle.get_device() == "cpu" and not exporting() else None
     if op is None:
         return F.instance_norm(x, weight=weight, bias=bias, eps=EPS)
-    return op(x, weight, bias, EPS, openmp_threads() or 1)[0]
+    return op(x, weight, bias, EPS, _threads())[0]
+
+
+@functools.cache
+def _threads() -> int:
+    # The OpenMP count pulse_cli.threads put in force at start-up, read once: reading it costs
+    # about a millisecond (the process's library list), and dygraph calls this 18 times a step.
+    return openmp_threads() or 1
