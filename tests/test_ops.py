@@ -60,7 +60,7 @@ def test_compiled_instance_norm_runs_in_a_static_graph_with_its_gradients(compil
 
 def test_paddles_instance_norm_is_used_when_compiled_ops_are_turned_off(monkeypatch):
     monkeypatch.setenv(op.ENV_SWITCH, "0")
-    assert op.compiled() is None and op.description() == "Paddle's instance_norm"
+    assert op.compiled() is None
     tensors = _planes(4, (1, 4, 9, 9))
     upstream = paddle.ones([1, 4, 9, 9])
     got = _values_and_gradients(op.instance_norm, tensors, upstream)

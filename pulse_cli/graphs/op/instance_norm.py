@@ -60,11 +60,6 @@ def _built() -> Callable[..., list[paddle.Tensor]] | None:
     return getattr(module, "pulse_instance_norm", None)
 
 
-def description() -> str:
-    """Which instance norm the CPU graphs run, in a few words (for reports)."""
-    return "compiled custom op" if compiled() is not None else "Paddle's instance_norm"
-
-
 def instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
     """Each [H, W] plane of ``x`` [N, C, H, W] normalized on its own (eps 1e-5), then times
     ``weight`` and plus ``bias`` [C] per channel: the compiled op on the CPU where it is built,
