@@ -37,6 +37,9 @@ std::vector<paddle::Tensor> InstanceNormForward(const paddle::Tensor& x, const p
   const auto shape = x.shape();
   const int64_t planes = shape[0] * shape[1];
   const int64_t size = shape[2] * shape[3];
+  // The kernel indexes weight and bias by plane: anything shorter would be read past its end.
+  PD_CHECK(weight.numel() == planes && bias.numel() == planes,
+           "pulse_instance_norm takes a weight and a bias of one value per plane (N * C)");
   auto y = paddle::empty(shape, x.dtype(), x.place());
   auto mean = paddle::empty({planes}, x.dtype(), x.place());
   auto rstd = paddle::empty({planes}, x.dtype(), x.place());
