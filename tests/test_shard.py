@@ -49,8 +49,8 @@ def test_two_launched_cpu_workers_upsample_each_image_once(dcgan_cache, tmp_path
     script = Path(pulse_cli.__file__).parent / "__main__.py"
     command = [
         sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-        str(tmp_path / "logs"), str(script), "upsample", str(inputs), "-o", str(out), "--steps", "2",
-        "--seed", "1", "--json",
+        str(tmp_path / "logs"), str(script), "upsample", str(inputs), "-o", str(out),
+        "--model", "dcgan-digiface", "--steps", "2", "--seed", "1", "--json",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     logs = "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "logs").glob("workerlog.*")))
