@@ -210,10 +210,10 @@ class MeanSquare(paddle.nn.Layer):
         return (images * images).mean()
 
 
-def write_eager_and_onednn_latent_grads(weights: Path, out: Path) -> None:
+def write_eager_and_onednn_latent_grads(weights: str, out: str) -> None:
     """The sub-pixel network's latent gradient in dygraph and under ``to_static`` with oneDNN, into
     ``out`` (npz): run in a child process by the test below."""
-    twin = frozen_network(DIGIFACE.load(weights=weights), subpixel=True)
+    twin = frozen_network(DIGIFACE.load(weights=Path(weights)), subpixel=True)
     _, eager = mean_square_and_latent_grad(twin, latents(2, seed=2))
     latent = latents(2, seed=2)
     latent.stop_gradient = False
@@ -230,12 +230,12 @@ def test_subpixel_formulation_trains_under_to_static_with_onednn(fetched, tmp_pa
     dy2static programs, Paddle 3.3.1 sometimes returned this program's output undefined
     ("dst_tensor `output_0` shall be defined") or crashed (DEVELOPERS.md, "A dy2static crash")."""
     out = tmp_path / "grads.npz"
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_dcgan; "
-        f"test_dcgan.write_eager_and_onednn_latent_grads("
-        f"test_dcgan.Path({str(fetched.cache / 'dcgan-digiface.pdparams')!r}), test_dcgan.Path({str(out)!r}))"
-    )
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    code = "import sys, test_dcgan; test_dcgan.write_eager_and_onednn_latent_grads(*sys.argv[1:])"
+    weights = fetched.cache / "dcgan-digiface.pdparams"
+    child = subprocess.run(  # run from tests/, where `python -c` finds this module
+        [sys.executable, "-c", code, str(weights), str(out)],
+        cwd=Path(__file__).parent, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert child.returncode == 0, child.stderr[-2000:]
     grads = np.load(out)
     assert np.abs(grads["eager"]).max() > 0
