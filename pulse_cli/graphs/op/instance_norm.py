@@ -20,8 +20,8 @@ from pathlib import Path
 import paddle
 import paddle.nn.functional as F
 
-from pulse_cli.export.quiet import captured_output
 from pulse_cli.graphs.tracing import exporting
+from pulse_cli.quiet import captured_output
 from pulse_cli.threads import openmp_threads
 
 ENV_SWITCH = "PULSE_COMPILED_OPS"  # "0": Paddle's own ops only
