@@ -191,6 +191,12 @@ def rescore(
     return Rescore(scorer.runtime, scores)
 
 
+def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
+    """``options`` as a search of ``model`` runs them: what they leave to the generator filled in
+    (``latent_layout``: its declared default), so a report records what ran, not ``None``."""
+    return options.with_(latent_layout=options.layout(model.latent_layout.default))
+
+
 def search(
     model: Generator,
     ref_im: np.ndarray,
@@ -209,7 +215,7 @@ def search(
     ``init_latent``/``init_noise`` replace the random starting point (as the reference's fixtures
     do). ``objective`` replaces the scoring layer ``build_objective`` makes for the options.
     """
-    options = options or SearchOptions()
+    options = resolved_options(model, options or SearchOptions())
     backend: Backend = get_backend(options.backend)
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
@@ -315,6 +321,6 @@ def search(
         best_total=best_total,
         roles=backend.roles(objective, scorer),
         rescore=final_scores,
-        layout=options.layout(model.latent_layout.default),
+        layout=options.latent_layout,
     )
 

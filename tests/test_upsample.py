@@ -12,7 +12,7 @@ import paddle.nn.functional as F
 import pytest
 from PIL import Image
 
-from pulse_cli.graphs.generator import Generator
+from pulse_cli.graphs.generator import Generator, LatentLayout
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FaceOptions, FolderLock, Listener, Shard, UpsampleError, upsample_folder
@@ -43,10 +43,11 @@ class ToySynthesis(paddle.nn.Layer):
         return image
 
 
-def toy_generator(resolution: int = 16, poison: bool = False) -> Generator:
+def toy_generator(resolution: int = 16, poison: bool = False, layout: str = "full") -> Generator:
     return Generator(
         ToySynthesis(resolution, poison), name="toy", resolution=resolution, num_layers=1,
         latent_dim=TOY_LATENT, latent_radius=math.sqrt(TOY_LATENT), source="test toy",
+        latent_layout=LatentLayout(default=layout),
     )
 
 
@@ -187,6 +188,18 @@ def test_rerun_skips_finished_outputs_keeps_their_records_and_overwrite_redoes_t
     counter.searched.clear()
     upsample_folder(toy_generator(), inputs, out, OPTIONS, overwrite=True, listener=counter)
     assert counter.searched == ["a", "b", "c"]
+
+
+def test_report_records_the_layout_searched_when_the_generators_default_was_used(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    generator = toy_generator(layout="tiled")  # not SearchOptions' or LatentLayout's own default
+    report = upsample_folder(generator, inputs, tmp_path / "out", OPTIONS, save_latent=True)
+    saved = read_report(tmp_path / "out")
+    searched = str(np.load(tmp_path / "out" / "a.npz")["layout"])
+    assert OPTIONS.latent_layout is None and searched == generator.latent_layout.default
+    assert saved["options"]["latent_layout"] == searched == report.options["latent_layout"]
+    assert by_name(saved)["a"]["options"]["latent_layout"] == searched
+    assert saved["options"]["backend"] == by_name(saved)["a"]["options"]["backend"] == OPTIONS.backend
 
 
 def test_seeded_outputs_do_not_depend_on_resume_or_sharding(tmp_path):

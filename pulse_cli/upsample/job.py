@@ -18,7 +18,7 @@ from pulse_cli.faces.detect import Detector
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchResult
+from pulse_cli.search import SearchResult, resolved_options
 from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
 from pulse_cli.upsample.inputs import FaceOptions, InputReader
 from pulse_cli.upsample.photos import PhotoPaster
@@ -228,7 +228,7 @@ def upsample_folder(
     (a ``Detector`` or a function making one) is made from ``faces.weights`` when none is given,
     the first time a photo needs it.
     """
-    options = options or SearchOptions()
+    options = resolved_options(generator, options or SearchOptions())  # report.json records what ran
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if overwrite and resume:
         raise UpsampleError("overwrite remakes existing outputs and resume keeps them: choose one")
