@@ -163,6 +163,17 @@ def test_bad_inputs_are_recorded_one_line_each_and_the_batch_goes_on(tmp_path):
     assert written == ["contact_sheet.png", "good1.png", "good2.png"]
 
 
+def test_gif_and_tiff_inputs_are_upsampled_and_only_non_images_are_left_out(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    palette = Image.open(inputs / "a.png").convert("P")
+    palette.save(inputs / "b.gif")
+    palette.convert("RGB").save(inputs / "c.tif")
+    (inputs / "notes.txt").write_text("not pixels")
+    report = upsample_folder(toy_generator(), inputs, tmp_path / "out", OPTIONS)
+    assert [(record.name, record.status) for record in report.images] == [(n, "ok") for n in "abc"]
+    assert report.ignored == ["notes.txt"] and read_report(tmp_path / "out")["ignored"] == ["notes.txt"]
+
+
 def test_rerun_skips_finished_outputs_keeps_their_records_and_overwrite_redoes_them(tmp_path):
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
     out = tmp_path / "out"

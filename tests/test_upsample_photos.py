@@ -3,6 +3,7 @@ downscaled; faceless photos and non-images reported, not fatal; resume per face.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from pulse_cli.cli import app
 from pulse_cli.faces.align import align
 from pulse_cli.faces.paste import default_scale
-from pulse_cli.images import read_image, to_pil
+from pulse_cli.images import MAX_PIXELS, draft_scale, read_image, to_pil
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FaceOptions, Listener, UpsampleError, default_input_size, upsample_folder
 
@@ -89,6 +90,25 @@ def test_a_photo_gives_its_aligned_face_the_upsampled_face_and_the_photo_pasted_
         assert np.abs(pasted[:, outside] - photo[:, outside]).max() <= 0.5 / 255
     changed = np.abs(pasted - photo).max(axis=0) > 4 / 255
     assert changed.any()  # the upsampled face is in
+
+
+def test_a_photo_over_the_decode_limit_is_read_reduced_searched_and_pasted_back(
+    dcgan_generator, detector, reference_dir, tmp_path
+):
+    side = 4800  # 23 MP: over MAX_PIXELS, refused before; JPEGs up to MAX_PHOTO_PIXELS are read reduced
+    assert side * side > MAX_PIXELS
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = Image.open(reference_dir / "images" / "astronaut_512.png").convert("RGB")
+    photo.resize((side, side), Image.Resampling.BICUBIC).save(inputs / "astronaut.jpg", quality=90)
+    large = copy.copy(detector)
+    large.min_face = 400  # the face is some 2000 px wide: a shorter pyramid
+    report = upsample_folder(dcgan_generator, inputs, tmp_path / "out", OPTIONS, detector=large)
+    assert [(record.name, record.status) for record in report.images] == [("astronaut_1", "ok")]
+    read = side // draft_scale(side, side)
+    assert report.images[0].note.endswith(f"(a {side}x{side} photo read at {read}x{read})")
+    assert report.images[0].photo == "photos/astronaut.png"
+    assert Image.open(tmp_path / "out" / "photos" / "astronaut.png").size[0] >= read
 
 
 def test_an_aligned_crop_larger_than_the_input_size_is_downscaled_with_a_note(

@@ -9,13 +9,31 @@ import typer
 from rich.markup import escape
 
 from pulse_cli.cli.app import app
-from pulse_cli.cli.console import error_line, fail, out
-from pulse_cli.cli.niqe import image_files
+from pulse_cli.cli.console import err, error_line, fail, out
 from pulse_cli.faces.detect import MIN_FACE, Detector
 from pulse_cli.faces.extract import extract_photo
-from pulse_cli.images import InputImageError
+from pulse_cli.images import InputImageError, is_image_file
 from pulse_cli.models.wheel import ModelFetchError
 from pulse_cli.weights import WeightsError
+
+
+def photo_files(paths: list[Path]) -> tuple[list[tuple[Path, str | None]], list[Path]]:
+    """The files ``pulse faces`` tries, each with a reason when it cannot be tried (a missing path,
+    a folder without images), and the files of folders left out because they are not images. A
+    folder stands for its regular, non-hidden files, sorted, as ``pulse upsample`` reads one."""
+    tried: list[tuple[Path, str | None]] = []
+    left_out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            left_out += [file for file in files if not is_image_file(file)]
+            images = [(file, None) for file in files if is_image_file(file)]
+            tried += images or [(path, "folder holds no image files")]
+        elif path.exists():
+            tried.append((path, None))  # named on its own: tried, and an error says what it is not
+        else:
+            tried.append((path, "no such file or folder"))
+    return tried, left_out
 
 
 @app.command("faces")
@@ -36,7 +54,9 @@ def faces_command(
     ] = None,
 ) -> None:
     """Find the faces in photos (MTCNN), align each as FFHQ was aligned and write the crops, one JSON per
-    face and an annotated copy of each photo. Exits 1 if any photo failed or had no face.
+    face and an annotated copy of each photo. Every file is accounted for: its faces, its one-line
+    error, or, in a folder, a note that it is not an image and was left out. Exits 1 if any photo
+    failed or had no face.
 
     Example: pulse faces photo.jpg -o out/
     """
@@ -45,7 +65,10 @@ def faces_command(
     except (ModelFetchError, WeightsError, OSError) as exc:
         fail(str(exc))
     failed = found = 0
-    for path, reason in image_files(paths):
+    tried, left_out = photo_files(paths)
+    for path in left_out:
+        err.print(escape(f"note: {path} is not an image: left out"))
+    for path, reason in tried:
         if reason is not None:
             error_line(f"{path}: {reason}")
             failed += 1
@@ -59,6 +82,7 @@ def faces_command(
         found += len(faces)
         names = ", ".join(f"{item.name} ({item.face.score:.3f})" for item in faces)
         out.print(escape(f"{path}: {len(faces)} face(s): {names}"))
-    out.print(escape(f"{found} face(s) written to {output / 'faces'}; {failed} photo(s) failed"))
+    ignored = f"; {len(left_out)} file(s) not images (left out)" if left_out else ""
+    out.print(escape(f"{found} face(s) written to {output / 'faces'}; {failed} photo(s) failed{ignored}"))
     if failed:
         raise typer.Exit(1)

@@ -145,7 +145,7 @@ def upsample(
 ) -> None:
     """Upsample every face in INPUT_DIR with PULSE into OUTPUT_DIR.
 
-    Inputs (PNG, JPEG, BMP, WebP): aligned square face crops, or photos.
+    Inputs (PNG, JPEG, BMP, WebP, GIF, TIFF): aligned square face crops, or photos.
     A crop no larger than the input size (or under 64 px) is searched as it is; its side
     must be the model's resolution divided by a power of two (2 to 512 px
     for the default 1024 px model). A larger square whose one face fills it is

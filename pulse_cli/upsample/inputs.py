@@ -25,7 +25,7 @@ from pulse_cli.faces.align import ffhq_quad
 from pulse_cli.faces.detect import MIN_FACE, PYRAMID_MIN, Detector, Face
 from pulse_cli.faces.extract import NO_FACE, FoundFace, find_faces
 from pulse_cli.faces.planes import resized
-from pulse_cli.images import FORMATS, InputImageError, image_kind, read_image, size_advice, valid_sides
+from pulse_cli.images import InputImageError, open_image, read_image, size_advice, valid_sides
 from pulse_cli.models.wheel import ModelFetchError
 from pulse_cli.weights import WeightsError
 
@@ -33,7 +33,6 @@ MODES = ("auto", "aligned", "detect")
 PREFERRED_INPUT_SIZE = 16  # PULSE's 16x16 inputs (64x for 1024 px)
 FILL_TOLERANCE = 0.15  # how far a face's FFHQ crop may be from the whole square (side, centre)
 ROLL_TOLERANCE = 10.0  # degrees: an aligned crop's eyes are level
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DETECTABLE = 64  # px: an aligned crop's face is about half of it, and MTCNN looks for 20 px and more
 
 
@@ -127,16 +126,11 @@ class Crop:
         return f"faces/{self.name}.png"
 
 
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` is meant as an image: an image suffix, or an image's magic bytes."""
-    return path.suffix.lower() in IMAGE_SUFFIXES or image_kind(path) is not None
-
-
 def image_size(path: Path) -> tuple[int, int] | None:
-    """An image's (width, height) from its header, or None when it cannot be read (the error
-    comes when it is loaded)."""
+    """An image's (width, height) as its header declares them (a large JPEG's before it is read
+    reduced), or None when it cannot be read (the error comes when it is loaded)."""
     try:
-        with Image.open(path, formats=FORMATS) as image:
+        with open_image(path) as image:
             return image.size
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
         return None
@@ -215,9 +209,9 @@ class InputReader:
             return [Crop(stem, downscaled(read_image(path), side), note)]
         if mode == "auto" and min(width, height) < PYRAMID_MIN:
             return None  # too small to look for faces in: loading it says what sizes work
-        return self._faces(path, stem, read_image(path))
+        return self._faces(path, stem, read_image(path), size)
 
-    def _faces(self, path: Path, stem: str, image: np.ndarray) -> list[Crop]:
+    def _faces(self, path: Path, stem: str, image: np.ndarray, declared: tuple[int, int]) -> list[Crop]:
         height, width = image.shape[1:]
         found = find_faces(image, self.detector, self.input_size, stem)
         if not found:
@@ -239,6 +233,8 @@ class InputReader:
         note = f"face {{k}} of {len(kept)} in {path.name}"
         if len(kept) < len(found):
             note += f" ({len(found)} found, {len(kept)} kept)"
+        if declared != (width, height):  # read reduced (images.draft_scale): boxes are in the reduced pixels
+            note += f" (a {declared[0]}x{declared[1]} photo read at {width}x{height})"
         return [
             Crop(
                 f"{stem}_{k}",

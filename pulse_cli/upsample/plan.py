@@ -24,9 +24,9 @@ from typing import Any
 from pulse_cli import plugins
 from pulse_cli.backends import get_backend
 from pulse_cli.graphs.losses import parse_loss_str
-from pulse_cli.images import InputImageError
+from pulse_cli.images import InputImageError, is_image_file
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample.inputs import Crop, FaceDetectionError, InputReader, is_image_file
+from pulse_cli.upsample.inputs import Crop, FaceDetectionError, InputReader
 
 
 class UpsampleError(ValueError):
