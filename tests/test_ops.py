@@ -3,12 +3,20 @@ static graphs, and Paddle's own op wherever the compiled one cannot be had."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
+from ci import skip_outside_ci
 
 from pulse_cli.graphs.op import instance_norm as op
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _planes(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
@@ -31,11 +39,52 @@ def _paddle_instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
     return F.instance_norm(x, weight=weight, bias=bias, eps=op.EPS)
 
 
+def compiled_or_skip():
+    """The compiled op. Without a C++ compiler Paddle's op is used, and the tests of the compiled
+    one skip; for any other reason it is missing (a failed build) they skip outside CI only."""
+    built = op.compiled()
+    if built is not None:
+        return built
+    if op.compiler() is None:
+        pytest.skip(f"{op.why_not_compiled()}: Paddle's op is used")
+    skip_outside_ci(f"no compiled op: {op.why_not_compiled()}")
+
+
 @pytest.fixture(scope="module")
 def compiled_op():
-    if op.compiled() is None:
-        pytest.skip("no C++ compiler for Paddle's extension loader here: Paddle's op is used")
-    return op.compiled()
+    return compiled_or_skip()
+
+
+def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_compiler_skips(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv(op.ENV_SWITCH, raising=False)
+    monkeypatch.setattr(op, "_built", lambda: (None, "the build failed: error: expected ';'"))
+    with pytest.raises(pytest.fail.Exception, match="the build failed: error: expected ';'; CI is set"):
+        compiled_or_skip()
+    monkeypatch.setattr(op, "compiler", lambda: None)
+    with pytest.raises(pytest.skip.Exception):
+        compiled_or_skip()
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.setattr(op, "compiler", lambda: "/usr/bin/c++")
+    with pytest.raises(pytest.skip.Exception, match="the build failed"):
+        compiled_or_skip()
+
+
+WHY_NOT = """
+from pulse_cli.graphs.op import instance_norm as op
+print(op.compiled() is None, op.why_not_compiled())
+"""
+
+
+@pytest.mark.parametrize(
+    ("cxx", "why"), [("false", "the build failed: "), ("no-such-c++", "no C++ compiler")]
+)
+def test_a_compiler_that_fails_is_told_apart_from_a_missing_one(tmp_path, cxx, why):
+    env = {**os.environ, "CXX": cxx, "PADDLE_EXTENSION_DIR": str(tmp_path)}  # a fresh build folder
+    env.pop(op.ENV_SWITCH, None)
+    run = subprocess.run([sys.executable, "-c", WHY_NOT], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"True {why}"), run.stdout
 
 
 @pytest.mark.parametrize("shape", [(1, 5, 4, 4), (1, 3, 37, 29), (1, 16, 128, 128)])
