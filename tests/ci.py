@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -18,3 +20,16 @@ def skip_outside_ci(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{reason}; CI is set, so this fails instead of skipping", pytrace=False)
     pytest.skip(reason)
+
+
+def assert_fails_in_ci_and_skips_outside(
+    monkeypatch: pytest.MonkeyPatch, require: Callable[[], object], reason: str
+) -> None:
+    """``require()`` (a check that calls ``skip_outside_ci``) fails saying ``reason`` when ``CI`` is
+    set, and skips saying it when it is not."""
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"{re.escape(reason)}; CI is set"):
+        require()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match=re.escape(reason)):
+        require()

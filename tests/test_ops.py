@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
-from ci import skip_outside_ci
+from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
 from pulse_cli.graphs.op import instance_norm as op
 
@@ -56,17 +56,14 @@ def compiled_op():
 
 
 def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_compiler_skips(monkeypatch):
-    monkeypatch.setenv("CI", "true")
     monkeypatch.delenv(op.ENV_SWITCH, raising=False)
-    monkeypatch.setattr(op, "_built", lambda: (None, "the build failed: error: expected ';'"))
-    with pytest.raises(pytest.fail.Exception, match="the build failed: error: expected ';'; CI is set"):
-        compiled_or_skip()
-    monkeypatch.setattr(op, "compiler", lambda: None)
-    with pytest.raises(pytest.skip.Exception):
-        compiled_or_skip()
-    monkeypatch.setenv("CI", "false")
     monkeypatch.setattr(op, "compiler", lambda: "/usr/bin/c++")
-    with pytest.raises(pytest.skip.Exception, match="the build failed"):
+    failed = "the build failed: error: expected ';'"
+    monkeypatch.setattr(op, "_built", lambda: (None, failed))
+    assert_fails_in_ci_and_skips_outside(monkeypatch, compiled_or_skip, failed)
+    monkeypatch.setattr(op, "compiler", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.skip.Exception):
         compiled_or_skip()
 
 
