@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pulse_cli.errors import first_line
 
@@ -20,6 +20,7 @@ FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 MAX_PIXELS = 4096 * 4096  # far above any sensible input; more is a decompression bomb or a mistake
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 T = TypeVar("T")
 
 
@@ -60,7 +61,8 @@ def decode_image(
     path: str | Path, convert: Callable[[Image.Image], T], formats: Sequence[str] | None = FORMATS
 ) -> T:
     """``convert`` applied to the decoded image file at ``path`` (one of ``formats``; None: any
-    format Pillow reads), guarded against what should not be decoded.
+    format Pillow reads), turned as its EXIF orientation says, guarded against what should not be
+    decoded.
 
     Raises ``InputImageError`` for a missing, unreadable, empty, truncated, corrupt or non-image
     file, and for one over ``MAX_PIXELS`` (checked from the header, before decoding) or that
@@ -81,7 +83,9 @@ def decode_image(
                 if width == 0 or height == 0:
                     raise InputImageError(path, f"image has no pixels ({width}x{height})")
                 image.load()
-                return convert(image)
+                # as the camera meant it: a phone stores a portrait photo sideways with an EXIF
+                # Orientation tag, and every face in it would be found, aligned and pasted sideways
+                return convert(ImageOps.exif_transpose(image))
     except InputImageError:
         raise
     except UnidentifiedImageError:
@@ -101,6 +105,13 @@ def decode_image(
         raise InputImageError(path, "cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(path, f"truncated or corrupt image ({first_line(exc)})") from None
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's (width, height) as shown, after its EXIF orientation (5-8 turn it)."""
+    width, height = image.size
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    return (height, width) if turned else (width, height)
 
 
 def read_image(path: str | Path) -> np.ndarray:
