@@ -1,0 +1,27 @@
+"""The latent search strategies, by the name ``SearchOptions.strategy`` gives: ``pulse``, the
+paper's search (``pulse_cli.search.search``), and ``faithful``, the same step opened in stages
+(``pulse_cli.faithful.faithful_search``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pulse_cli.faithful import faithful_search
+from pulse_cli.graphs.generator import Generator
+from pulse_cli.options import SearchOptions
+from pulse_cli.search import SearchResult, StepReport, search
+
+
+def run_search(
+    model: Generator,
+    ref_im: np.ndarray,
+    options: SearchOptions,
+    on_step: Callable[[StepReport], None] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> SearchResult:
+    """Search ``ref_im`` [B,3,r,r] with the strategy ``options.strategy`` names."""
+    if options.strategy == "faithful":
+        return faithful_search(model, ref_im, options, on_step=on_step, seeds=seeds)
+    return search(model, ref_im, options, on_step=on_step, seeds=seeds)
