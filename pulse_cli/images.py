@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from pulse_cli.errors import first_line
 
@@ -32,6 +32,7 @@ SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"GIF87a": "GIF", b"GIF89a": "GIF",
     b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
 }  # fmt: skip
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 T = TypeVar("T")
 
 
@@ -122,7 +123,8 @@ def decode_image(
     draft: bool = False,
 ) -> T:
     """``convert`` applied to the decoded image file at ``path`` (one of ``formats``; None: any
-    format Pillow reads), guarded against what should not be decoded.
+    format Pillow reads), turned as its EXIF orientation says, guarded against what should not be
+    decoded.
 
     With ``draft``, a JPEG over ``MAX_PIXELS`` (up to ``MAX_PHOTO_PIXELS`` in its header) is decoded
     at 1/2, 1/4 or 1/8 scale (``draft_scale``, Pillow's ``draft``: the decoder never makes the whole
@@ -149,7 +151,9 @@ def decode_image(
                 if width == 0 or height == 0:
                     raise InputImageError(path, f"image has no pixels ({width}x{height})")
                 image.load()
-                return convert(image)
+                # as the camera meant it: a phone stores a portrait photo sideways with an EXIF
+                # Orientation tag, and every face in it would be found, aligned and pasted sideways
+                return convert(ImageOps.exif_transpose(image))
     except InputImageError:
         raise
     except UnidentifiedImageError:
@@ -169,6 +173,13 @@ def decode_image(
         raise InputImageError(path, "cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(path, f"truncated or corrupt image ({first_line(exc)})") from None
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's (width, height) as shown, after its EXIF orientation (5-8 turn it)."""
+    width, height = image.size
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    return (height, width) if turned else (width, height)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -153,7 +153,7 @@ def test_report_merge_writes_one_report_from_the_shards_reports(dcgan_cache, tmp
 def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monkeypatch):
     import pulse_cli.upsample.run
 
-    real_search, calls = pulse_cli.upsample.run.search, []
+    real_search, calls = pulse_cli.upsample.run.run_search, []
 
     def interrupted_second_search(*args, **kwargs):
         calls.append(1)
@@ -161,7 +161,7 @@ def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monke
             raise KeyboardInterrupt
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(pulse_cli.upsample.run, "search", interrupted_second_search)
+    monkeypatch.setattr(pulse_cli.upsample.run, "run_search", interrupted_second_search)
     inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16, "c.png": 16})
     result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
     assert result.exit_code == 130

@@ -22,7 +22,7 @@ LAYERS = [
     ["pulse_cli.models"],
     ["pulse_cli.niqe", "pulse_cli.faces"],
     ["pulse_cli.backends"],
-    ["pulse_cli.search"],
+    ["pulse_cli.search", "pulse_cli.faithful", "pulse_cli.strategies"],
     ["pulse_cli.upsample", "pulse_cli.contact_sheet"],
     ["pulse_cli.bench", "pulse_cli.demo"],
     ["pulse_cli.cli", "pulse_cli.__main__"],

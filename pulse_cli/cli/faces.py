@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,10 @@ from pulse_cli.cli.app import app
 from pulse_cli.cli.console import err, error_line, fail, out
 from pulse_cli.faces.detect import MIN_FACE, Detector
 from pulse_cli.faces.extract import extract_photo
+from pulse_cli.faces.screen import MIN_CONFIDENCE
+from pulse_cli.faces.sizes import choose_input_size
 from pulse_cli.images import InputImageError, is_image_file
+from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
 from pulse_cli.models.wheel import ModelFetchError
 from pulse_cli.weights import WeightsError
 
@@ -41,8 +45,18 @@ def faces_command(
     paths: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for faces/ and annotated/.")],
     input_size: Annotated[
-        int, typer.Option(min=8, max=64, help="Side of the aligned crops: the model's input size.")
-    ] = 16,
+        int | None,
+        typer.Option(
+            min=8,
+            max=64,
+            help="Side of the aligned crops (the model's input size); default: chosen per face, as "
+            "pulse upsample chooses it for the default model.",
+            show_default=False,
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Detections below this confidence are not faces.")
+    ] = MIN_CONFIDENCE,
     min_face: Annotated[
         int, typer.Option(min=12, help="Smallest face side looked for, in pixels.")
     ] = MIN_FACE,
@@ -64,6 +78,7 @@ def faces_command(
         detector = Detector(weights, min_face=min_face)
     except (ModelFetchError, WeightsError, OSError) as exc:
         fail(str(exc))
+    size = input_size or partial(choose_input_size, resolution=get_spec(DEFAULT_MODEL).resolution)
     failed = found = 0
     tried, left_out = photo_files(paths)
     for path in left_out:
@@ -74,14 +89,16 @@ def faces_command(
             failed += 1
             continue
         try:
-            faces = extract_photo(path, output, detector, input_size)
+            faces = extract_photo(path, output, detector, size, min_confidence)
         except InputImageError as exc:
             error_line(str(exc))
             failed += 1
             continue
-        found += len(faces)
-        names = ", ".join(f"{item.name} ({item.face.score:.3f})" for item in faces)
-        out.print(escape(f"{path}: {len(faces)} face(s): {names}"))
+        found += len(faces.found)
+        names = ", ".join(f"{item.name} ({item.face.score:.3f})" for item in faces.found)
+        out.print(escape(f"{path}: {len(faces.found)} face(s): {names}"))
+        for reason in faces.dropped:
+            out.print(escape(f"{path}: dropped {reason}"))
     ignored = f"; {len(left_out)} file(s) not images (left out)" if left_out else ""
     out.print(escape(f"{found} face(s) written to {output / 'faces'}; {failed} photo(s) failed{ignored}"))
     if failed:

@@ -55,7 +55,7 @@ def info(name: Annotated[str, typer.Argument(help="Model name, e.g. dcgan-digifa
     """
     from pulse_cli.images import valid_sides
     from pulse_cli.options import SearchOptions
-    from pulse_cli.search import resolved_options
+    from pulse_cli.strategies import resolved_options
     from pulse_cli.upsample.inputs import default_input_size
 
     try:
