@@ -7,17 +7,18 @@ noise map open, meets it by writing image structure into the fine noise maps (a 
 faithful search, measured on real photos (README, "Faithful faces"), runs two stages of PULSE's own
 step, each a ``search`` call started where the last one ended:
 
-1. **coarse**: the best of ``COARSE_STARTS`` random starts (scored forward-only), then one latent
+1. **coarse**: the best of a few random starts (scored forward-only), then one latent
    vector for every row (``tiled``), the published noise maps held fixed, at the options' learning
    rate: the face's shape, pose and colours, in the basin of a face the generator knows.
 2. **fine**: every row its own vector (W+, GEOCROSS keeping them together), and the noise maps up to
-   ``NOISE_REACH`` times the input's side trainable, at ``FINE_LR_SHARE`` of the learning rate:
+   twice the input's side trainable, at a quarter of the learning rate:
    the detail the input holds, and no finer (maps beyond what the input constrains stay as the
    generator made them, so they cannot carry structure the input never asked for).
 
 Each stage stops once every image meets eps (an image at eps is as consistent as PULSE asks, and
 more steps only trade realism for GEOCROSS). The result is the last stage's, whose first step is the
 coarse stage's best image: the fine stage can only improve on it.
+``FaithfulPlan`` holds these settings.
 """
 
 from __future__ import annotations
@@ -31,11 +32,25 @@ from pulse_cli.graphs.generator import Generator
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchError, SearchResult, StepReport, search
 
-COARSE_SHARE = 0.3  # of the steps: enough for the tiled latent to settle (README, "Faithful faces")
-COARSE_STARTS = 4  # random starts scored forward-only before the coarse stage
-FINE_LR_SHARE = 0.25  # W+ at PULSE's 0.4 scatters the rows; 0.1 kept them together
-NOISE_REACH = 2  # trainable noise maps up to twice the input's side
-FINE_LAYOUT = "full"  # the fine stage's latent layout unless one is asked for (W+)
+
+@dataclass(frozen=True)
+class FaithfulPlan:
+    """How the faithful search shares its steps and opens the latent and the noise (the defaults are
+    the study's choice: README, "Faithful faces").
+
+    ``coarse_share``: the share of the steps the tiled stage gets; ``coarse_starts``: random starts
+    scored forward-only before it; ``fine_layout``: the fine stage's latent layout unless the options
+    name one; ``fine_lr_share``: its learning rate as a share of the options'; ``noise_reach``: its
+    trainable noise maps reach this many times the input's side; ``fine_geocross``: GEOCROSS's weight
+    in its loss (None: the options' loss string as it is).
+    """
+
+    coarse_share: float = 0.3
+    coarse_starts: int = 4
+    fine_layout: str = "full"
+    fine_lr_share: float = 0.25
+    noise_reach: float = 2.0
+    fine_geocross: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,29 +61,38 @@ class Stage:
     options: SearchOptions
 
 
-def stages(generator: Generator, side: int, options: SearchOptions) -> list[Stage]:
+def stages(
+    generator: Generator, side: int, options: SearchOptions, plan: FaithfulPlan = FaithfulPlan()
+) -> list[Stage]:
     """The stages for ``side``-pixel references: ``options.steps`` shared between them (a single
     step is all fine stage)."""
-    coarse_steps = int(round(options.steps * COARSE_SHARE))
+    coarse_steps = int(round(options.steps * plan.coarse_share))
     fine_steps = options.steps - coarse_steps
-    reach = NOISE_REACH * side
+    reach = plan.noise_reach * side
+    loss_str = options.loss_str
+    if plan.fine_geocross is not None:
+        loss_str = "+".join(
+            [term for term in loss_str.split("+") if not term.strip().endswith("GEOCROSS")]
+            + [f"{plan.fine_geocross:g}*GEOCROSS"]
+        )
     fine = options.with_(
-        latent_layout=options.latent_layout or FINE_LAYOUT,
+        latent_layout=options.latent_layout or plan.fine_layout,
         tile_latent=False,
         num_trainable_noise_layers=sum(r <= reach for r in generator.noise_resolutions),
-        learning_rate=options.learning_rate * FINE_LR_SHARE,
+        learning_rate=options.learning_rate * plan.fine_lr_share,
+        loss_str=loss_str,
         steps=fine_steps,
         starts=1,
         early_stop=True,
     )
     if coarse_steps == 0:
-        return [Stage("fine", fine.with_(starts=max(options.starts, COARSE_STARTS)))]
+        return [Stage("fine", fine.with_(starts=max(options.starts, plan.coarse_starts)))]
     coarse = options.with_(
         latent_layout="tiled",
         tile_latent=False,
         noise_type="fixed" if options.noise_type == "trainable" else options.noise_type,
         steps=coarse_steps,
-        starts=max(options.starts, COARSE_STARTS),
+        starts=max(options.starts, plan.coarse_starts),
         early_stop=True,
     )
     return [Stage("coarse", coarse), Stage("fine", fine)]
@@ -109,16 +133,17 @@ def faithful_search(
     options: SearchOptions | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     seeds: Sequence[int] | None = None,
+    plan: FaithfulPlan = FaithfulPlan(),
 ) -> SearchResult:
     """The faithful search of a batch of references ``ref_im`` [B,3,r,r] in [0, 1] (see the
-    module's docstring); ``options`` and ``seeds`` as ``pulse_cli.search.search`` takes them."""
+    module's docstring); ``options`` and ``seeds`` as ``pulse_cli.search.search`` takes them,
+    ``plan`` how the stages are set."""
     options = options or SearchOptions()
     if ref_im.ndim != 4:
         raise SearchError(f"reference images must be [B,3,r,r], got shape {list(ref_im.shape)}")
-    plan = stages(model, int(ref_im.shape[-1]), options)
     results: list[SearchResult] = []
     done = 0
-    for stage in plan:
+    for stage in stages(model, int(ref_im.shape[-1]), options, plan):
         init_latent = init_noise = None
         if results:
             previous = results[-1]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pulse_cli import search as pulse
-from pulse_cli.faithful import FINE_LAYOUT, faithful_search
+from pulse_cli.faithful import FaithfulPlan, faithful_search
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult, StepReport, search
@@ -20,7 +20,7 @@ def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
     what ran: PULSE's search takes the generator's default layout
     (``pulse_cli.search.resolved_options``), the faithful one ends in W+ unless told."""
     if options.strategy == "faithful":
-        return options.with_(latent_layout=options.latent_layout or FINE_LAYOUT)
+        return options.with_(latent_layout=options.latent_layout or FaithfulPlan().fine_layout)
     return pulse.resolved_options(model, options)
 
 

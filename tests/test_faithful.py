@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli.faithful import COARSE_SHARE, FINE_LR_SHARE, NOISE_REACH, faithful_search, stages
+from pulse_cli.faithful import FaithfulPlan, faithful_search, stages
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import search
@@ -38,13 +38,13 @@ def reference(small_mobile):
 def test_the_stages_share_the_steps_and_open_latent_and_noise_in_turn(small_mobile):
     options = SearchOptions(steps=20, strategy="faithful")
     coarse, fine = stages(small_mobile, 4, options)
-    assert coarse.options.steps == round(20 * COARSE_SHARE)
+    assert coarse.options.steps == round(20 * FaithfulPlan().coarse_share)
     assert coarse.options.steps + fine.options.steps == 20
     assert coarse.options.layout(small_mobile.latent_layout.default) == "tiled"
     assert coarse.options.noise_type == "fixed" and coarse.options.starts > 1
     assert fine.options.layout(small_mobile.latent_layout.default) == "full"
-    assert fine.options.learning_rate == pytest.approx(options.learning_rate * FINE_LR_SHARE)
-    opened = [r for r in small_mobile.noise_resolutions if r <= NOISE_REACH * 4]
+    assert fine.options.learning_rate == pytest.approx(options.learning_rate * FaithfulPlan().fine_lr_share)
+    opened = [r for r in small_mobile.noise_resolutions if r <= FaithfulPlan().noise_reach * 4]
     assert fine.options.num_trainable_noise_layers == len(opened)
     assert 0 < len(opened) < len(small_mobile.noise_resolutions)  # the finest maps stay as made
     assert coarse.options.early_stop and fine.options.early_stop

@@ -9,7 +9,7 @@ face as the photo holds it (its FFHQ crop at its side in the photo, at most 256 
 
 Methods (``--method``, repeatable): ``pulse16`` (PULSE's own setting: 16 px, ``--strategy pulse``,
 the model's default layout), ``faithful`` (``--strategy faithful`` at the chosen size), or either
-with option overrides after a colon: ``faithful:learning_rate=0.2,steps=60``. Runs go face by
+with option or ``FaithfulPlan`` overrides after a colon: ``faithful:steps=60,noise_reach=1``. Runs go face by
 face, so a study cut short still compares the methods on the same faces; a rerun into the same
 folder skips runs already in ``results.jsonl``.
 
@@ -27,6 +27,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,12 @@ from pulse_cli.faces.align import align
 from pulse_cli.faces.detect import default_detector
 from pulse_cli.faces.identity import SAME_PERSON, held_face, identity_scorer
 from pulse_cli.faces.sizes import choose_input_size
+from pulse_cli.faithful import FaithfulPlan, faithful_search
 from pulse_cli.images import read_image, to_pil
 from pulse_cli.models.registry import DEFAULT_MODEL, load_generator
 from pulse_cli.niqe import niqe
 from pulse_cli.options import SearchOptions
-from pulse_cli.strategies import run_search
+from pulse_cli.search import search
 
 
 def _arguments() -> argparse.Namespace:
@@ -56,8 +58,19 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _method(text: str) -> tuple[str, SearchOptions, int | None]:
-    """A method's name, its search options and its forced input size (None: chosen per face)."""
+def _value(text: str) -> int | float | str | None:
+    """An override's value: a whole number, a number, None, or the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text == "None" else text
+
+
+def _method(text: str) -> tuple[str, SearchOptions, int | None, FaithfulPlan]:
+    """A method's name, its search options, its forced input size (None: chosen per face) and, for
+    the faithful strategy, its plan (``key=value`` names an option or a ``FaithfulPlan`` field)."""
     base, _, overrides = text.partition(":")
     if base == "pulse16":
         options, size = SearchOptions(strategy="pulse"), 16
@@ -65,14 +78,19 @@ def _method(text: str) -> tuple[str, SearchOptions, int | None]:
         options, size = SearchOptions(strategy="faithful"), None
     else:
         raise SystemExit(f"unknown method {base!r}")
+    plan = FaithfulPlan()
     for pair in filter(None, overrides.split(",")):
         key, value = pair.split("=")
         if key == "size":
             size = int(value)
             continue
-        kind = type(getattr(options, key))
-        options = options.with_(**{key: value if kind is str or value == "None" else kind(value)})
-    return text, options, size
+        target = plan if key in {f.name for f in fields(FaithfulPlan)} else options
+        typed = _value(value)
+        if target is plan:
+            plan = replace(plan, **{key: typed})
+        else:
+            options = options.with_(**{key: typed})
+    return text, options, size, plan
 
 
 def _faces(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -123,14 +141,18 @@ def main() -> None:
     for name, photo, keypoints in faces[: args.max_faces]:
         side_in_photo = align(photo, keypoints, 16).side_in_photo
         reference = held_face(photo, keypoints)
-        for method, options, forced in methods:
+        for method, options, forced, plan in methods:
             if (method, name) in done:
                 continue
             choice = choose_input_size(photo, keypoints, generator.resolution)
             size = forced or choice.size
             ref = align(photo, keypoints, size).image[None]
             began = time.perf_counter()
-            result = run_search(generator, ref, options.with_(seed=args.seed))
+            options = options.with_(seed=args.seed)
+            if options.strategy == "faithful":
+                result = faithful_search(generator, ref, options, plan=plan)
+            else:
+                result = search(generator, ref, options)
             seconds = time.perf_counter() - began
             image = result.best_image[0]
             record = {
