@@ -10,8 +10,9 @@ step, each a ``search`` call started where the last one ended:
 1. **coarse**: the best of a few random starts (scored forward-only), then one latent
    vector for every row (``tiled``), the published noise maps held fixed, at the options' learning
    rate: the face's shape, pose and colours, in the basin of a face the generator knows.
-2. **fine**: every row its own vector (W+, GEOCROSS keeping them together), and the noise maps up to
-   twice the input's side trainable, at a quarter of the learning rate:
+2. **fine**: every row its own vector (W+, GEOCROSS at 20 times PULSE's weight keeping them
+   together), and the noise maps up to twice the input's side trainable, at a quarter of the
+   learning rate:
    the detail the input holds, and no finer (maps beyond what the input constrains stay as the
    generator made them, so they cannot carry structure the input never asked for).
 
@@ -50,7 +51,7 @@ class FaithfulPlan:
     fine_layout: str = "full"
     fine_lr_share: float = 0.25
     noise_reach: float = 2.0
-    fine_geocross: float | None = None
+    fine_geocross: float | None = 1.0  # PULSE's 0.05 let the W+ rows drift apart: waxier, less the person
 
 
 @dataclass(frozen=True)

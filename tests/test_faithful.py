@@ -48,6 +48,8 @@ def test_the_stages_share_the_steps_and_open_latent_and_noise_in_turn(small_mobi
     assert fine.options.num_trainable_noise_layers == len(opened)
     assert 0 < len(opened) < len(small_mobile.noise_resolutions)  # the finest maps stay as made
     assert coarse.options.early_stop and fine.options.early_stop
+    assert coarse.options.loss_str == options.loss_str  # tiled: GEOCROSS is zero anyway
+    assert fine.options.loss_str == f"100*L2+{FaithfulPlan().fine_geocross:g}*GEOCROSS"
 
 
 def test_the_fine_stage_starts_from_the_coarse_stages_best_image(small_mobile, reference):
