@@ -33,8 +33,9 @@ class GaussianFit:
 class Capabilities:
     """What a backend may assume of a generator's synthesis network, declared by its spec.
 
-    ``onednn_backward``: its gradients are right under oneDNN's backward kernels (and faster:
-    the ``static`` backend trains through them); otherwise only the forward uses oneDNN.
+    ``onednn_backward``: its gradients for the latent and noise, with its parameters frozen as a
+    search has them, are right under oneDNN's backward kernels (and faster: the ``static``
+    backend trains through them); otherwise only the forward uses oneDNN.
     ``any_batch``: its exported graphs run with any batch size; otherwise they are run one image
     at a time (the export's parity checks, the ``onnx`` backend's scoring).
     """

@@ -270,7 +270,7 @@ class MobileStyleGANFFHQ:
     )
     fixed_resolution: bool = True
     # oneDNN's backward aborts on this network under to_static, or gives wrong gradients (DEVELOPERS.md)
-    capabilities: Capabilities = Capabilities(onednn_backward=False)
+    capabilities: Capabilities = Capabilities(onednn_backward=True)
     small_config: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({"resolution": 32, "channels": (8, 8, 4)})
     )
