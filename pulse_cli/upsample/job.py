@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from pulse_cli.backends import get_backend
 from pulse_cli.faces.detect import Detector
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchResult
+from pulse_cli.search import SearchResult, chosen_backend
 from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
 from pulse_cli.upsample.inputs import FaceOptions, InputReader
 from pulse_cli.upsample.photos import PhotoPaster
@@ -133,6 +134,9 @@ class Job:
         contact sheet; on KeyboardInterrupt the report says so and the interrupt propagates."""
         plan, report, resolution = self.plan, self.report, self.generator.resolution
         self.listener.job_started(len(plan.todo) + len(plan.refused))  # refused inputs are reported too
+        first_use = getattr(get_backend(self.options.backend), "first_use", "")
+        if first_use and plan.todo:
+            self.listener.note(f"backend {self.options.backend}: {first_use}")
         try:
             for path, cause in plan.refused:
                 self.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
@@ -229,6 +233,8 @@ def upsample_folder(
     the first time a photo needs it.
     """
     options = options or SearchOptions()
+    # the backend as chosen for this generator: what report.json records and a rerun compares
+    options = options.with_(backend=chosen_backend(generator, options).name)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if overwrite and resume:
         raise UpsampleError("overwrite remakes existing outputs and resume keeps them: choose one")
