@@ -33,6 +33,7 @@ import paddle.nn.functional as F
 from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
+from pulse_cli.graphs.op.noise_bias_leaky_relu import fused, noise_bias_leaky_relu
 from pulse_cli.graphs.stylegan import leaky_relu
 
 STYLE_DIM = 512
@@ -79,13 +80,22 @@ def plain_layout(x: paddle.Tensor) -> paddle.Tensor:
     """``x`` as it is, but under ``to_static`` + oneDNN in Paddle's plain layout, forward and
     backward (a shape-preserving reshape: oneDNN's reshape and its gradient write plain layout).
 
-    Why, after each styled conv's pointwise conv: oneDNN's conv forward writes channels-last
-    (``acdb``), and every full-size tensor the forward program keeps for its backward is
-    reordered to plain layout where the two programs meet (9 reorders of 64×512² at 1024 px, 21 ms
-    each); the epilogue's outputs are plain when its input is. After its leaky ReLU: the gradient
-    comes back from the next conv in oneDNN's blocked layout, against plain data, for which oneDNN
-    runs its reference eltwise backward (0.55 s at 64×512², against 10 ms in plain layout)."""
+    Why, around a styled conv's epilogue: a compiled custom op is handed oneDNN's memory as it is,
+    without a reorder, so it must be plain both ways (else its values and gradients are wrong).
+    Paddle's ops would take it, but oneDNN's conv forward writes channels-last (``acdb``), every
+    full-size tensor the forward program keeps for its backward is reordered to plain layout where
+    the two programs meet (9 reorders of 64×512² at 1024 px, 21 ms each), and the gradient comes
+    back from the next conv in oneDNN's blocked layout, against plain data, for which oneDNN runs
+    its reference eltwise backward (0.55 s at 64×512², against 10 ms in plain layout)."""
     return x.reshape(x.shape) if isinstance(x.shape[0], int) else x
+
+
+def epilogue(x: paddle.Tensor, noise: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    """A styled conv's noise, bias and leaky ReLU 0.2: the compiled op where it runs
+    (``graphs/op/noise_bias_leaky_relu``), else Paddle's ops in plain layout (``plain_layout``)."""
+    if fused(x, noise):
+        return plain_layout(noise_bias_leaky_relu(plain_layout(x), noise, bias))
+    return plain_layout(leaky_relu(plain_layout(x) + noise + bias))
 
 
 def haar_synthesis_kernel(channels: int) -> paddle.Tensor:
@@ -170,8 +180,7 @@ class StyledConv(nn.Layer):
             x = F.conv2d(x, self.weight_pw)
         else:
             x = modulated_conv(x, self.weight, modulation, padding=1)
-        x = plain_layout(x)
-        return plain_layout(leaky_relu(x + noise + self.bias))
+        return epilogue(x, noise, self.bias)
 
 
 class WaveletUpsample(nn.Layer):
