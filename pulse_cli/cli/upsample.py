@@ -68,7 +68,7 @@ def upsample(
     device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):", MODEL)] = None,
     backend: Annotated[
         BackendChoice | None,
-        _option(MODEL, "How the forward pass runs.", show_default="the model's fastest measured"),
+        _option(MODEL, "How the forward pass runs.", show_default="the model's default"),
     ] = None,
     steps: Annotated[int, _option(SEARCH, "Optimization steps.")] = DEFAULTS.steps,
     eps: Annotated[float, _option(SEARCH, "Target for the downscaling loss (L2).")] = DEFAULTS.eps,

@@ -109,8 +109,8 @@ class Generator(nn.Layer):
     ``latent_radius``, when given, is the radius the starting latent vectors are put on
     (otherwise they keep the radius they are drawn with). ``capabilities`` are what backends may
     assume of the synthesis network; ``latent_layout`` which searched vectors feed which rows;
-    ``default_backend`` the backend a search runs on when none is asked for, the fastest measured
-    for this generator (``pulse bench``; None: the backend registry's default).
+    ``default_backend`` the backend a search runs on when none is asked for, chosen by measuring
+    this generator (``pulse bench``; None: the backend registry's default).
     ``mapping``, when the model has one, is its own mapping network z [B, D] → w [B, D] (one
     synthesis row): what faces are drawn from its prior with (``pulse demo``); the search never
     runs it.

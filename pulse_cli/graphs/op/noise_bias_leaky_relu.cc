@@ -26,8 +26,10 @@ void Activate(const float* __restrict__ x, const float* __restrict__ noise, floa
 
 // One plane's stretch of the backward: dx = dy * (1 or slope, by the sign of y), added into the
 // noise's gradient; returns the stretch's sum, for the bias's gradient. The sum runs in Lanes
-// partial sums: one running sum would keep the compiler from vectorizing the loop.
+// partial sums (one running sum would keep the compiler from vectorizing the loop), and the
+// slope is a factor, not a branch between two products (which GCC leaves unvectorized).
 constexpr int64_t Lanes = 16;
+constexpr int64_t Block = 2048;  // pixels: 8 KiB of noise gradient
 
 float Differentiate(const float* __restrict__ y, const float* __restrict__ dy, float slope, int64_t size,
                     float* __restrict__ dx, float* __restrict__ dnoise) {
@@ -35,7 +37,7 @@ float Differentiate(const float* __restrict__ y, const float* __restrict__ dy, f
   int64_t i = 0;
   for (; i + Lanes <= size; i += Lanes) {
     for (int64_t j = 0; j < Lanes; ++j) {
-      const float g = y[i + j] > 0.0f ? dy[i + j] : dy[i + j] * slope;
+      const float g = dy[i + j] * (y[i + j] > 0.0f ? 1.0f : slope);
       dx[i + j] = g;
       dnoise[i + j] += g;
       lanes[j] += g;
@@ -43,7 +45,7 @@ float Differentiate(const float* __restrict__ y, const float* __restrict__ dy, f
   }
   float sum = 0.0f;
   for (; i < size; ++i) {
-    const float g = y[i] > 0.0f ? dy[i] : dy[i] * slope;
+    const float g = dy[i] * (y[i] > 0.0f ? 1.0f : slope);
     dx[i] = g;
     dnoise[i] += g;
     sum += g;
@@ -102,16 +104,19 @@ std::vector<paddle::Tensor> NoiseBiasLeakyReluBackward(const paddle::Tensor& y, 
   std::vector<double> bias_sums(s.channels, 0.0);
   std::mutex bias_lock;
   for (int64_t image = 0; image < s.images; ++image) {
-    // Threads take pixel ranges, each summing its pixels' gradients over the channels; the
-    // channel loop is outside so that every read runs along a plane.
+    // Threads take pixel ranges, each summing its pixels' gradients over the channels, a block
+    // of pixels at a time: the block's noise gradient stays in the L1 cache while every channel's
+    // stretch of the block is read along its plane.
     ForRanges(s.size, threads, [&](int64_t first, int64_t last) {
       float* dn = dnp + image * s.size;
-      std::fill(dn + first, dn + last, 0.0f);
       std::vector<double> sums(s.channels, 0.0);
-      for (int64_t c = 0; c < s.channels; ++c) {
-        const int64_t offset = (image * s.channels + c) * s.size;
-        sums[c] += Differentiate(yp + offset + first, gp + offset + first, slope, last - first,
-                                 dxp + offset + first, dn + first);
+      for (int64_t start = first; start < last; start += Block) {
+        const int64_t length = std::min(Block, last - start);
+        std::fill(dn + start, dn + start + length, 0.0f);
+        for (int64_t c = 0; c < s.channels; ++c) {
+          const int64_t offset = (image * s.channels + c) * s.size + start;
+          sums[c] += Differentiate(yp + offset, gp + offset, slope, length, dxp + offset, dn + start);
+        }
       }
       std::lock_guard<std::mutex> guard(bias_lock);
       for (int64_t c = 0; c < s.channels; ++c) bias_sums[c] += sums[c];
