@@ -18,6 +18,12 @@ it is folded into the pointwise (or full) conv weight here, as in the published 
 noise maps, likewise, are stored already multiplied by their layer's noise strength: the
 ``noise`` buffers are the published maps, and noise given at run time is added as it is.
 
+The graph is written to train through oneDNN's backward under ``to_static`` (DEVELOPERS.md, "CPU
+speed", issue 20): each modulation is folded into its conv's weights (``modulated_conv``), the
+inverse Haar transform is a fixed grouped conv (``inverse_haar``), and each styled conv's noise,
+bias and leaky ReLU are one compiled op between plain-layout reshapes (``epilogue``). The values are
+the published network's; the tests compare each form with the plain one, values and gradients.
+
 Each of the 23 modulations reads its own row of ``latent_in`` [B, 23, 512], in the order in which
 they reach the image: row 0 the 4×4 conv; rows 1 + 3k, 2 + 3k, 3 + 3k block k's upsampling, conv1
 and conv2; row 22 the to-image conv. The original network feeds one style to a block's upsampling
