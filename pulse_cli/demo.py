@@ -2,13 +2,12 @@
 and a real photo end to end.
 
 The faces come from seeds the search never draws its starting points from, so PULSE has to find
-them (or other faces that downscale the same) on its own. The photo (``PHOTO``, shipped in the
-package) goes through what any photo does: its face is found, aligned, shrunk to the input size,
-upsampled and pasted back. The contact sheet adds a row with the originals (for the photo's face:
-its aligned crop at the model's resolution), which shows how much the low-resolution input leaves
-open.
-With the default model (MobileStyleGAN, 1024 px) that is the paper's setting: 16×16 in, 1024×1024
-out.
+them (or other faces that downscale the same) on its own: with the default model (MobileStyleGAN,
+1024 px) that is the paper's setting, 16×16 in, 1024×1024 out. The photo (``PHOTO``, shipped in the
+package) goes through what any photo does: its face is found, aligned at the size the photo holds
+it (``pulse_cli.faces.sizes``: 64 px for the astronaut), upsampled and pasted back. The contact
+sheet adds a row with the originals (for the photo's face: its aligned crop at the model's
+resolution), which shows how much the low-resolution input leaves open.
 """
 
 from __future__ import annotations
@@ -146,8 +145,8 @@ def run_demo(
     listener: Listener | None = None,
     photo: Path | None = PHOTO,
 ) -> UpsampleReport:
-    """Make the demo's inputs in ``folder`` (``faces`` generated faces and ``photo``) and upsample
-    them into ``folder/outputs``; the photo's face is searched at the generated faces' input size.
+    """Make the demo's inputs in ``folder`` (``faces`` generated faces of ``side`` px and ``photo``)
+    and upsample them into ``folder/outputs``; the photo's face is searched at the size it holds.
 
     Outputs are redone on every run. The contact sheet has the originals as a fifth row.
     """
@@ -158,7 +157,7 @@ def run_demo(
         write_demo_photo(folder, photo)
     report = upsample_folder(
         generator, folder / "inputs", folder / "outputs", options, overwrite=True, listener=listener,
-        contact_sheet=False, faces=FaceOptions(input_size=side),
+        contact_sheet=False, faces=FaceOptions(),
     )
     write_photo_originals(report, folder, generator.resolution)
     columns = [

@@ -10,6 +10,7 @@ from typing import Any
 NOISE_TYPES = ("zero", "fixed", "trainable")
 LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 LATENT_LAYOUTS = ("full", "tiled", "shared")  # pulse_cli.graphs.generator.LatentLayout
+STRATEGIES = ("pulse", "faithful")  # pulse_cli.strategies
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class SearchOptions:
     ``latent_layout`` is how many latent vectors are searched and which synthesis rows each
     feeds (``full``, ``tiled``, ``shared``: ``pulse_cli.graphs.generator.LatentLayout``); ``None``
     means the generator's declared default. ``tile_latent`` is PULSE's name for ``tiled``.
+
+    ``strategy`` is how the search is run: ``pulse`` (the paper's) or ``faithful`` (the same step
+    opened in stages: ``pulse_cli.faithful``).
 
     ``bad_noise_layers`` is PULSE's dot-separated list ("17"); ``None`` means the
     generator's last noise layer, which is PULSE's 17 for an 18-layer StyleGAN.
@@ -48,8 +52,11 @@ class SearchOptions:
     early_stop: bool = False
     backend: str | None = None
     starts: int = 1
+    strategy: str = "pulse"
 
     def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown search strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
         if self.noise_type not in NOISE_TYPES:
             raise ValueError(f"unknown noise type {self.noise_type!r}; known: {', '.join(NOISE_TYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -197,6 +197,15 @@ def rescore(
     return Rescore(scorer.runtime, scores)
 
 
+def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
+    """``options`` as a search of ``model`` runs them: what they leave to the generator filled in
+    (``latent_layout`` and ``backend``: its declared defaults), so a report records what ran, not
+    ``None``."""
+    return options.with_(
+        latent_layout=options.layout(model.latent_layout.default), backend=chosen_backend(model, options).name
+    )
+
+
 def search(
     model: Generator,
     ref_im: np.ndarray,
@@ -215,8 +224,8 @@ def search(
     ``init_latent``/``init_noise`` replace the random starting point (as the reference's fixtures
     do). ``objective`` replaces the scoring layer ``build_objective`` makes for the options.
     """
-    options = options or SearchOptions()
-    backend = chosen_backend(model, options)
+    options = resolved_options(model, options or SearchOptions())
+    backend = get_backend(options.backend)
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
     batch = ref_np.shape[0]
@@ -321,6 +330,6 @@ def search(
         best_total=best_total,
         roles=backend.roles(objective, scorer),
         rescore=final_scores,
-        layout=options.layout(model.latent_layout.default),
+        layout=options.latent_layout,
     )
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ci import skip_outside_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,21 +16,13 @@ def reference_root() -> Path:
     return Path(os.environ.get("PULSE_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
 
 
-def in_ci() -> bool:
-    """Whether ``CI`` says this is a CI run (``true``, ``1``…; unset, empty, ``0`` or ``false``: not)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The reference fixtures folder; tests that use it skip, saying why, when it is absent, except
     in CI, where they fail: a CI run must never pass on tests it did not run."""
     root = reference_root()
     if not (root / "README.md").is_file():
-        absent = f"reference fixtures not found at {root} (set PULSE_REFERENCE_DIR to their folder)"
-        if in_ci():
-            pytest.fail(f"{absent}; CI is set, so this fails instead of skipping", pytrace=False)
-        pytest.skip(absent)
+        skip_outside_ci(f"reference fixtures not found at {root} (set PULSE_REFERENCE_DIR to their folder)")
     return root
 
 

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
 from pulse_cli import allocator
 
@@ -18,6 +19,18 @@ def _run(code: str, mode: str) -> str:
     env_code = f"from pulse_cli import allocator; allocator.apply({mode!r})\n{code}"
     done = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, check=True)
     return done.stdout
+
+
+def require_glibc() -> None:
+    """Skip where the tuning does not apply (not glibc); in CI fail instead: there it would be
+    ``allocator._glibc`` missing glibc, which these tests would hide."""
+    if allocator._glibc() is None:
+        skip_outside_ci("not glibc: the tuning does not apply")
+
+
+def test_in_ci_glibc_not_found_fails_instead_of_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(allocator, "_glibc", lambda: None)
+    assert_fails_in_ci_and_skips_outside(monkeypatch, require_glibc, "not glibc: the tuning does not apply")
 
 
 @pytest.fixture
@@ -45,8 +58,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def test_tuned_mode_keeps_a_freed_big_block_mapped(clean_malloc_env: None) -> None:
-    if allocator._glibc() is None:
-        pytest.skip("not glibc: the tuning does not apply")
+    require_glibc()
     pages = (64 << 20) // 4096
     default_faults = int(_run(FAULTS, "default"))
     tuned_faults = int(_run(FAULTS, "tuned"))
@@ -55,8 +67,7 @@ def test_tuned_mode_keeps_a_freed_big_block_mapped(clean_malloc_env: None) -> No
 
 
 def test_tuned_mode_says_it_is_in_force_on_glibc(clean_malloc_env: None) -> None:
-    if allocator._glibc() is None:
-        pytest.skip("not glibc: the tuning does not apply")
+    require_glibc()
     state = allocator.apply("tuned")
     assert state.tuned and state.mode == "tuned"
     assert "mallopt" in state.description
@@ -128,8 +139,7 @@ def _command_faults(mode: str) -> int:
 
 
 def test_the_pulse_entry_point_applies_the_setting_before_the_command(clean_malloc_env: None) -> None:
-    if allocator._glibc() is None:
-        pytest.skip("not glibc: the tuning does not apply")
+    require_glibc()
     assert _command_faults("tuned") * 5 < _command_faults("default")
 
 
@@ -177,8 +187,9 @@ RESTARTED = (
 
 
 def test_pulse_restarts_once_with_tcmalloc_where_it_is_installed(clean_malloc_env: None) -> None:
+    require_glibc()
     library = allocator.tcmalloc_library()
-    if library is None or allocator._glibc() is None:
+    if library is None:
         pytest.skip("tcmalloc (Debian's libtcmalloc-minimal4) is not installed: mallopt is used")
     env = {**os.environ, allocator.ENV_MODE: "tuned"}
     code = RESTARTED.format(faults=FAULTS)

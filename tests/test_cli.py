@@ -20,11 +20,14 @@ from file_modes import run_obeying_file_modes
 from PIL import Image
 from typer.testing import CliRunner
 
+from pulse_cli.backends import DEFAULT
 from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
 from pulse_cli.images import valid_sides
+from pulse_cli.models.mobile_stylegan import DEFAULT_LAYOUT
 from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
 from pulse_cli.upsample import FolderLock
+from pulse_cli.upsample.inputs import default_input_size
 from pulse_cli.weights import read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +153,7 @@ def test_report_merge_writes_one_report_from_the_shards_reports(dcgan_cache, tmp
 def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monkeypatch):
     import pulse_cli.upsample.run
 
-    real_search, calls = pulse_cli.upsample.run.search, []
+    real_search, calls = pulse_cli.upsample.run.run_search, []
 
     def interrupted_second_search(*args, **kwargs):
         calls.append(1)
@@ -158,7 +161,7 @@ def test_ctrl_c_keeps_finished_images_and_exits_130(dcgan_cache, tmp_path, monke
             raise KeyboardInterrupt
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(pulse_cli.upsample.run, "search", interrupted_second_search)
+    monkeypatch.setattr(pulse_cli.upsample.run, "run_search", interrupted_second_search)
     inputs = write_faces(tmp_path / "in", {"a.png": 16, "b.png": 16, "c.png": 16})
     result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
     assert result.exit_code == 130
@@ -435,6 +438,22 @@ def test_models_list_and_info_describe_the_generators():
     unknown = invoke("models", "info", "nope")
     assert unknown.exit_code == 2
     assert_one_line_error(unknown, "unknown generator 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("name", "layout", "backend"),
+    [("mobile-stylegan-ffhq", DEFAULT_LAYOUT, "static"), ("stylegan-ffhq", "full", DEFAULT)],  # PULSE: W+
+)
+def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(name, layout, backend):
+    info = invoke("models", "info", name)  # stylegan-ffhq's weights are the user's: none needed here
+    assert info.exit_code == 0, info.output
+    resolution = get_spec(name).resolution
+    sides = ", ".join(f"{side}x{side}" for side in valid_sides(resolution))
+    searched = default_input_size(resolution)
+    assert f"aligned square faces of {sides};" in info.stdout
+    assert f"each searched at {searched}x{searched} unless --input-size" in info.stdout
+    assert f"latent layout {layout} unless --latent-layout" in info.stdout
+    assert f"backend {backend} unless --backend" in info.stdout
 
 
 def test_models_pull_makes_the_default_model_ready(dcgan_cache):

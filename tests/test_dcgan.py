@@ -14,10 +14,10 @@ import numpy as np
 import paddle
 import pytest
 
+from pulse_cli.cache import sha256_file
 from pulse_cli.graphs.dcgan import DCGANGenerator
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.models import dcgan
-from pulse_cli.models.cache import sha256_file
 from pulse_cli.models.dcgan import DIGIFACE, ModelFetchError
 from pulse_cli.weights import read_weights, save_pdparams
 

@@ -27,9 +27,10 @@ def test_demo_writes_inputs_outputs_report_and_a_five_row_sheet(photo_cache, tmp
     originals = [*names, "astronaut_1"]
     assert all(Image.open(folder / "originals" / f"{n}.png").size == (64, 64) for n in originals)
     assert all(Image.open(folder / "outputs" / f"{n}.png").size == (64, 64) for n in names)
-    # the photo, end to end: its face found, aligned to 16 px, upsampled, pasted back
+    # the photo, end to end: its face found, aligned at the size it holds (the largest a 64 px
+    # model takes: 32 px), upsampled, pasted back
     outputs = folder / "outputs"
-    assert Image.open(outputs / "faces" / "astronaut_1.png").size == (16, 16)
+    assert Image.open(outputs / "faces" / "astronaut_1.png").size == (32, 32)
     assert Image.open(outputs / "upsampled" / "astronaut_1.png").size == (64, 64)
     assert Image.open(outputs / "photos" / "astronaut.png").size == Image.open(PHOTO).size
     report = json.loads((outputs / "report.json").read_text())

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pulse_cli.cli.export  # noqa: F401  (registers the command)
+from pulse_cli.cache import sha256_file
 from pulse_cli.cli.app import app
 from pulse_cli.export import ExportError
 from pulse_cli.export import onnx as onnx_export
@@ -21,7 +22,6 @@ from pulse_cli.export.graphs import GRAPH_NAMES, ExportGraph, TensorSpec
 from pulse_cli.export.manifest import MANIFEST, ExportedFileError, read_manifest
 from pulse_cli.export.verify import ParityError
 from pulse_cli.graphs.stylegan import ONNX_NEAREST_UPSCALE_FROM, UpscaleConv2d
-from pulse_cli.models.cache import sha256_file
 from pulse_cli.models.stylegan import StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import build_objective

@@ -36,6 +36,28 @@ def test_faces_writes_crops_json_and_annotated_photo_and_a_faceless_photo_fails_
     assert not (out / "annotated" / "coffee_500x333.png").exists()
 
 
+def test_faces_accounts_for_every_file_a_gif_photo_found_a_broken_one_failed_a_text_left_out(
+    mtcnn_cache, reference_dir, tmp_path
+):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = Image.open(reference_dir / "images" / "astronaut_512.png").convert("RGB")
+    photo.convert("P", palette=Image.Palette.ADAPTIVE).save(photos / "astronaut.gif")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole JPEG")
+    (photos / "notes.txt").write_text("not a photo\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["faces", str(photos), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    (gif,) = [line for line in lines if line.startswith(f"{photos / 'astronaut.gif'}: ")]
+    assert "face(s): astronaut_1 (" in gif
+    assert "1 photo(s) failed; 1 file(s) not images (left out)" in result.stdout
+    note, error = [line for line in result.stderr.splitlines() if line.strip()]
+    assert note == f"note: {photos / 'notes.txt'} is not an image: left out"
+    assert error.startswith(f"error: {photos / 'broken.jpg'}: truncated or corrupt")
+    assert (out / "faces" / "astronaut_1.png").is_file() and (out / "annotated" / "astronaut.png").is_file()
+
+
 def test_faces_refuses_an_input_size_outside_8_to_64(tmp_path):
     result = runner.invoke(app, ["faces", str(tmp_path), "-o", str(tmp_path / "out"), "--input-size", "128"])
     assert result.exit_code == 2

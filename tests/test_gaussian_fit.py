@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli.models.cache import cache_dir, sha256_file
+from pulse_cli.cache import cache_dir, sha256_file
 from pulse_cli.models.gaussian_fit import (
     cached_gaussian_fit,
     fit_gaussian,

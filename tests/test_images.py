@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from crafted_images import png_header_only
+from crafted_images import jpeg_declaring, png_header_only
 from file_modes import python_obeying_file_modes
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from pulse_cli.images import MAX_PIXELS, InputImageError, load_input, read_image, upscale_factor, valid_sides
+from pulse_cli.images import (
+    FORMATS,
+    MAX_PHOTO_PIXELS,
+    MAX_PIXELS,
+    InputImageError,
+    draft_scale,
+    is_image_file,
+    load_input,
+    read_image,
+    upscale_factor,
+    valid_sides,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _gradient(side: int = 16) -> np.ndarray:
@@ -117,11 +132,77 @@ def test_non_image_file_is_refused(tmp_path):
     _assert_one_line_naming(error, path, "not an image in a supported format")
 
 
+def test_a_palette_gif_and_a_tiff_are_read_as_their_first_frame_and_page(tmp_path):
+    first = Image.fromarray(_gradient()).convert("P")  # a palette image, as GIFs are
+    second = Image.new("P", first.size)
+    gif, tiff = tmp_path / "face.gif", tmp_path / "face.tif"
+    first.save(gif, save_all=True, append_images=[second])
+    first.convert("RGB").save(tiff, save_all=True, append_images=[second.convert("RGB")])
+    expected = np.asarray(first.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255
+    for path in (gif, tiff):
+        assert is_image_file(path) and is_image_file(path.rename(path.with_suffix(".data")))
+        np.testing.assert_array_equal(read_image(path.with_suffix(".data")), expected)
+
+
 def test_unsupported_image_format_is_refused(tmp_path):
-    path = _save(Image.fromarray(_gradient()), tmp_path / "face.gif")
+    path = _save(Image.fromarray(_gradient()), tmp_path / "face.ppm")
     with pytest.raises(InputImageError) as error:
         read_image(path)
-    _assert_one_line_naming(error, path, "not an image in a supported format (PNG, JPEG, BMP, WEBP)")
+    _assert_one_line_naming(error, path, f"not an image in a supported format ({', '.join(FORMATS)})")
+
+
+def _large_jpeg(path: Path, side: int) -> Path:
+    """A ``side``-pixel square JPEG of flat shapes (small on disk: a 9600 px one is about 1.5 MB)."""
+    image = Image.new("L", (side, side), 90)
+    ImageDraw.Draw(image).ellipse((side // 5, side // 5, side * 4 // 5, side * 4 // 5), fill=200)
+    image.save(path, quality=90)
+    return path
+
+
+def test_a_92_megapixel_jpeg_is_read_reduced_by_draft_within_the_pixels_of_a_whole_decode(tmp_path):
+    side = 9600
+    assert side * side > MAX_PIXELS  # refused before, as too large to decode
+    image = read_image(_large_jpeg(tmp_path / "phone.jpg", side))
+    scale = draft_scale(side, side)
+    assert scale in (2, 4, 8) and image.shape == (3, side // scale, side // scale)
+    assert image[0].size <= MAX_PIXELS
+    centre, corner = image[:, side // scale // 2, side // scale // 2], image[:, 0, 0]
+    np.testing.assert_allclose(centre, 200 / 255, atol=2 / 255)  # the shapes, at the reduced scale
+    np.testing.assert_allclose(corner, 90 / 255, atol=2 / 255)
+
+
+def _peak_rss_reading(path: Path) -> int:
+    """The peak resident memory (KiB) of a fresh process that reads ``path`` as an input."""
+    code = (
+        "import resource, sys\nfrom pulse_cli.images import read_image\nread_image(sys.argv[1])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return int(run.stdout)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_reading_a_92_megapixel_jpeg_takes_no_more_memory_than_the_largest_whole_decode(tmp_path):
+    largest_whole = _large_jpeg(tmp_path / "whole.jpg", int(MAX_PIXELS**0.5))
+    assert draft_scale(*Image.open(largest_whole).size) == 1
+    assert _peak_rss_reading(_large_jpeg(tmp_path / "phone.jpg", 9600)) <= _peak_rss_reading(largest_whole)
+
+
+@pytest.mark.parametrize(
+    ("side", "cause"),
+    [
+        (20000, f"over the {MAX_PHOTO_PIXELS:,}-pixel limit for a photo"),  # refused from its header
+        (16000, "bytes cannot hold a 16000x16000 JPEG: a decompression bomb"),  # within the limit
+    ],
+)
+def test_a_small_jpeg_declaring_a_huge_photo_is_refused_naming_the_file(tmp_path, side, cause):
+    path = tmp_path / "bomb.jpg"
+    path.write_bytes(jpeg_declaring(side, side))
+    assert path.stat().st_size < 1000
+    with pytest.raises(InputImageError) as error:
+        read_image(path)
+    _assert_one_line_naming(error, path, cause)
 
 
 def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path):

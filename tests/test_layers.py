@@ -1,5 +1,6 @@
 """Data flows one way: every import inside pulse_cli (lazy ones included) goes to its own layer or
-one below, and no modules import each other in a cycle."""
+one below, and no modules import each other in a cycle. Seen as wholes, packages do the same: each
+package sits in one layer, and no packages import each other in a cycle."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ PACKAGE = Path(pulse_cli.__file__).parent
 # Bottom first. A module belongs to the layer of the longest prefix that names it.
 LAYERS = [
     ["pulse_cli", "pulse_cli.errors", "pulse_cli.atomic", "pulse_cli.options", "pulse_cli.schedules",
-     "pulse_cli.images", "pulse_cli.weights", "pulse_cli.devices", "pulse_cli.models.cache",
-     "pulse_cli.export.quiet", "pulse_cli.runtimes", "pulse_cli.allocator", "pulse_cli.threads"],
+     "pulse_cli.images", "pulse_cli.weights", "pulse_cli.devices", "pulse_cli.cache",
+     "pulse_cli.quiet", "pulse_cli.runtimes", "pulse_cli.allocator", "pulse_cli.threads"],
     ["pulse_cli.graphs", "pulse_cli.optimizers", "pulse_cli.spherical"],
     ["pulse_cli.plugins"],
     ["pulse_cli.export"],
     ["pulse_cli.models"],
     ["pulse_cli.niqe", "pulse_cli.faces"],
     ["pulse_cli.backends"],
-    ["pulse_cli.search"],
+    ["pulse_cli.search", "pulse_cli.faithful", "pulse_cli.strategies"],
     ["pulse_cli.upsample", "pulse_cli.contact_sheet"],
     ["pulse_cli.bench", "pulse_cli.demo"],
     ["pulse_cli.cli", "pulse_cli.__main__"],
@@ -42,6 +43,12 @@ def layer_of(module: str) -> int:
     ]
     assert matches, f"{module} is in no layer: add it to LAYERS"
     return max(matches)[1]
+
+
+def package_of(module: str) -> str:
+    """The package ``module`` belongs to as a whole: ``pulse_cli.X`` for anything inside the
+    subpackage ``pulse_cli/X/``; a module directly in ``pulse_cli/`` stands for itself."""
+    return ".".join(module.split(".")[:2])
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
@@ -72,23 +79,48 @@ def test_no_module_imports_from_a_layer_above_its_own():
     assert not upward, "\n".join(upward)
 
 
+def cycles(edges: dict[str, set[str]]) -> list[str]:
+    """Each cycle a depth-first walk of ``edges`` meets, as ``a -> b -> a``."""
+    state: dict[str, int] = {}
+    found = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                found.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
 def test_no_modules_import_each_other_in_a_cycle():
     graph = import_graph()
     # a package's __init__ may re-export its own modules; those edges point down into it
     edges = {m: {t for t in ts if not t.startswith(m + ".")} for m, ts in graph.items()}
-    state: dict[str, int] = {}
-    cycles = []
+    assert not cycles(edges), "\n".join(cycles(edges))
 
-    def visit(module: str, trail: list[str]) -> None:
-        state[module] = 1
-        for target in sorted(edges[module]):
-            if state.get(target) == 1:
-                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
-            elif target not in state:
-                visit(target, [*trail, target])
-        state[module] = 2
 
-    for module in sorted(edges):
-        if module not in state:
-            visit(module, [module])
-    assert not cycles, "\n".join(cycles)
+def test_every_module_of_a_package_sits_in_the_package_s_layer():
+    misplaced = [
+        f"{module} (layer {layer_of(module)}) is in {package} (layer {layer_of(package)})"
+        for module in import_graph()
+        if layer_of(module) != layer_of(package := package_of(module))
+    ]
+    assert not misplaced, "\n".join(misplaced)
+
+
+def test_no_packages_import_each_other_in_a_cycle():
+    edges: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        package = package_of(module)
+        edges.setdefault(package, set()).update(package_of(t) for t in targets if package_of(t) != package)
+    for targets in list(edges.values()):
+        for target in targets:
+            edges.setdefault(target, set())
+    assert not cycles(edges), "\n".join(cycles(edges))

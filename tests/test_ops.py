@@ -3,14 +3,22 @@ static graphs, and Paddle's own ops wherever the compiled ones cannot be had."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
+from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
 from pulse_cli.graphs.op import instance_norm as op
 from pulse_cli.graphs.op import library
 from pulse_cli.graphs.op import noise_bias_leaky_relu as epilogue
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _planes(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
@@ -45,11 +53,51 @@ def _paddle_instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
     return F.instance_norm(x, weight=weight, bias=bias, eps=op.EPS)
 
 
+def compiled_or_skip(name: str = op.NAME):
+    """The compiled op ``name``. Without a C++ compiler Paddle's op is used, and the tests of the
+    compiled one skip; for any other reason it is missing (a failed build) they skip outside CI
+    only."""
+    built = library.op(name)
+    if built is not None:
+        return built
+    if library.compiler() is None:
+        pytest.skip(f"{library.why_not_compiled(name)}: Paddle's op is used")
+    skip_outside_ci(f"no compiled op: {library.why_not_compiled(name)}")
+
+
 @pytest.fixture(scope="module")
 def compiled_op():
-    if op.compiled() is None:
-        pytest.skip("no C++ compiler for Paddle's extension loader here: Paddle's op is used")
-    return op.compiled()
+    return compiled_or_skip()
+
+
+def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_compiler_skips(monkeypatch):
+    monkeypatch.delenv(op.ENV_SWITCH, raising=False)
+    monkeypatch.setattr(library, "compiler", lambda: "/usr/bin/c++")
+    failed = "the build failed: error: expected ';'"
+    monkeypatch.setattr(library, "_built", lambda: (None, failed))
+    assert_fails_in_ci_and_skips_outside(monkeypatch, compiled_or_skip, failed)
+    monkeypatch.setattr(library, "compiler", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.skip.Exception):
+        compiled_or_skip()
+
+
+WHY_NOT = """
+from pulse_cli.graphs.op import instance_norm as op
+from pulse_cli.graphs.op import library
+print(op.compiled() is None, library.why_not_compiled(op.NAME))
+"""
+
+
+@pytest.mark.parametrize(
+    ("cxx", "why"), [("false", "the build failed: "), ("no-such-c++", "no C++ compiler")]
+)
+def test_a_compiler_that_fails_is_told_apart_from_a_missing_one(tmp_path, cxx, why):
+    env = {**os.environ, "CXX": cxx, "PADDLE_EXTENSION_DIR": str(tmp_path)}  # a fresh build folder
+    env.pop(op.ENV_SWITCH, None)
+    run = subprocess.run([sys.executable, "-c", WHY_NOT], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"True {why}"), run.stdout
 
 
 @pytest.mark.parametrize("shape", [(1, 5, 4, 4), (1, 3, 37, 29), (1, 16, 128, 128)])
@@ -124,9 +172,7 @@ def _paddle_epilogue(x: paddle.Tensor, noise: paddle.Tensor, bias: paddle.Tensor
 
 @pytest.fixture(scope="module")
 def compiled_epilogue():
-    if library.op(epilogue.NAME) is None:
-        pytest.skip("no C++ compiler for Paddle's extension loader here: Paddle's ops are used")
-    return library.op(epilogue.NAME)
+    return compiled_or_skip(epilogue.NAME)
 
 
 @pytest.mark.parametrize("shape", [(1, 5, 4, 4), (2, 3, 37, 29), (1, 16, 128, 128)])

@@ -26,7 +26,8 @@ def test_needing_the_fixtures(reference_dir):
 
 def run_pytest_without_fixtures(folder: Path, ci: str | None) -> subprocess.CompletedProcess:
     """pytest, with the project's conftest, on one test that needs the fixtures, which are absent."""
-    shutil.copy(Path(__file__).with_name("conftest.py"), folder / "conftest.py")
+    for helper in ("conftest.py", "ci.py"):
+        shutil.copy(Path(__file__).with_name(helper), folder / helper)
     (folder / "test_needs_fixtures.py").write_text(NEEDS_FIXTURES)
     env = {key: value for key, value in os.environ.items() if key != "CI"}
     env["PULSE_REFERENCE_DIR"] = str(folder / "absent")

@@ -18,6 +18,11 @@ def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) / np.abs(b)
 
 
+def _distance(a: np.ndarray, b: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """How far ``a`` is from ``b``, relative to ``b``'s norm (along ``axis``: per row)."""
+    return np.linalg.norm(a - b, axis=axis) / np.linalg.norm(b, axis=axis)
+
+
 @pytest.fixture(scope="module")
 def small_random_stylegan():
     """A tiny untrained StyleGAN (32 px, 8 latent layers): fast enough to search in tests."""
@@ -36,7 +41,7 @@ def two_references(small_random_stylegan):
 
 
 @pytest.mark.parametrize("backend", ["dygraph", "static"])
-def test_search_follows_the_reference_trajectory(reference_dir, backend):
+def test_search_follows_the_reference_trajectory_to_its_best_step_image_and_latent(reference_dir, backend):
     config = json.loads((reference_dir / "trajectory_small.json").read_text())
     small = json.loads((reference_dir / "stylegan_small.json").read_text())["config"]
     init = np.load(reference_dir / "trajectory_small_init.npz")
@@ -60,8 +65,19 @@ def test_search_follows_the_reference_trajectory(reference_dir, backend):
         assert ours.shape == ref.shape
         assert _relative(ours[0], ref[0]) < 1e-4, name
         assert _relative(ours[:5], ref[:5]).max() < 1e-3, name
-        assert _relative(ours, ref).max() < 3e-2, name
-    assert _relative(result.log["L2"][-1, 0], expected["L2"][-1]) < 0.10
+        assert _relative(ours, ref).max() < 3e-2, name  # the README's final L2 within 10 % follows
+    # The reference's TOTAL still falls 1.2 % in its last step, four times the 0.3 % this search's
+    # TOTAL stays within: the best step is the last recorded in both.
+    assert result.best_step[0] == expected["best_step"]
+    # Adam at lr 0.4 on a sphere amplifies float noise (README). A start moved by 1e-6 (relative)
+    # ends with latent rows up to 1.5-3.3 % and the best image 0.8-1.3 % (relative L2) from where
+    # it ended; by 1e-5, 10-13 % and 5-7 %, and its L2 then strays past the 3e-2 above. This search
+    # ends 3-5 % (rows) and 2.5 % (image) from the reference: 10 % and 5 % leave it twice that,
+    # and still fail a search that goes astray (one trainable noise layer fewer ends 22 % and 11 %
+    # away).
+    assert _distance(result.final_latent[0], expected["final_latent"][0], axis=-1).max() < 0.10
+    best_im = np.clip(expected["best_im"], 0, 1)  # PULSE keeps it unclamped, and clamps when it saves
+    assert _distance(result.best_image, best_im) < 0.05
     runtime = "Paddle to_static" if backend == "static" else "Paddle dygraph"
     assert result.roles["gradient steps"].startswith(runtime)
     assert paddle.get_flags(["FLAGS_use_mkldnn"]) == onednn_before

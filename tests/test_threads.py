@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
 from pulse_cli import threads
 
@@ -59,11 +60,21 @@ def _applied(cpus: set[int] | None = None, **settings: str | None) -> tuple[int,
     return int(count), by_pulse == "True", int(read_back)
 
 
+def require_openmp_runtime() -> None:
+    """Skip where Paddle loads no OpenMP runtime (conftest has imported it); in CI fail instead:
+    there it would be ``threads.openmp_runtimes`` missing Paddle's, which these tests would hide."""
+    if not threads.openmp_runtimes():
+        skip_outside_ci("this Paddle build loads no OpenMP runtime")
+
+
 @pytest.fixture(scope="module")
 def paddle_runtime_found() -> None:
-    code = "import paddle\nfrom pulse_cli import threads\nprint(len(threads.openmp_runtimes()))"
-    if _run(code) == ["0"]:
-        pytest.skip("this Paddle build loads no OpenMP runtime")
+    require_openmp_runtime()
+
+
+def test_in_ci_no_openmp_runtime_found_fails_instead_of_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "openmp_runtimes", lambda: [])
+    assert_fails_in_ci_and_skips_outside(monkeypatch, require_openmp_runtime, "loads no OpenMP runtime")
 
 
 @needs_two_cores

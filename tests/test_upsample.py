@@ -14,7 +14,7 @@ from PIL import Image
 
 from pulse_cli.backends import DEFAULT
 from pulse_cli.backends.builtin import DygraphBackend
-from pulse_cli.graphs.generator import Generator
+from pulse_cli.graphs.generator import Generator, LatentLayout
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FaceOptions, FolderLock, Listener, Shard, UpsampleError, upsample_folder
@@ -45,10 +45,11 @@ class ToySynthesis(paddle.nn.Layer):
         return image
 
 
-def toy_generator(resolution: int = 16, poison: bool = False) -> Generator:
+def toy_generator(resolution: int = 16, poison: bool = False, layout: str = "full") -> Generator:
     return Generator(
         ToySynthesis(resolution, poison), name="toy", resolution=resolution, num_layers=1,
         latent_dim=TOY_LATENT, latent_radius=math.sqrt(TOY_LATENT), source="test toy",
+        latent_layout=LatentLayout(default=layout),
     )
 
 
@@ -164,6 +165,17 @@ def test_bad_inputs_are_recorded_one_line_each_and_the_batch_goes_on(tmp_path):
     assert written == ["contact_sheet.png", "good1.png", "good2.png"]
 
 
+def test_gif_and_tiff_inputs_are_upsampled_and_only_non_images_are_left_out(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    palette = Image.open(inputs / "a.png").convert("P")
+    palette.save(inputs / "b.gif")
+    palette.convert("RGB").save(inputs / "c.tif")
+    (inputs / "notes.txt").write_text("not pixels")
+    report = upsample_folder(toy_generator(), inputs, tmp_path / "out", OPTIONS)
+    assert [(record.name, record.status) for record in report.images] == [(n, "ok") for n in "abc"]
+    assert report.ignored == ["notes.txt"] and read_report(tmp_path / "out")["ignored"] == ["notes.txt"]
+
+
 def test_rerun_skips_finished_outputs_keeps_their_records_and_overwrite_redoes_them(tmp_path):
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png", "c.png"])
     out = tmp_path / "out"
@@ -189,6 +201,19 @@ def test_rerun_skips_finished_outputs_keeps_their_records_and_overwrite_redoes_t
     counter.searched.clear()
     upsample_folder(toy_generator(), inputs, out, OPTIONS, overwrite=True, listener=counter)
     assert counter.searched == ["a", "b", "c"]
+
+
+def test_report_records_the_layout_searched_when_the_generators_default_was_used(tmp_path):
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    generator = toy_generator(layout="tiled")  # not SearchOptions' or LatentLayout's own default
+    report = upsample_folder(generator, inputs, tmp_path / "out", OPTIONS, save_latent=True)
+    saved = read_report(tmp_path / "out")
+    searched = str(np.load(tmp_path / "out" / "a.npz")["layout"])
+    assert OPTIONS.latent_layout is None and searched == generator.latent_layout.default
+    assert saved["options"]["latent_layout"] == searched == report.options["latent_layout"]
+    assert by_name(saved)["a"]["options"]["latent_layout"] == searched
+    # the toy generator declares no backend: the registry's default ran
+    assert saved["options"]["backend"] == by_name(saved)["a"]["options"]["backend"] == DEFAULT
 
 
 def test_seeded_outputs_do_not_depend_on_resume_or_sharding(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from PIL import Image
 
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample.folder import FolderLock
+from pulse_cli.upsample.inputs import FaceOptions, InputReader
 from pulse_cli.upsample.plan import Item, Shard, UpsampleError, make_plan
 from pulse_cli.upsample.run import load_batches
 
@@ -53,6 +55,22 @@ def test_output_name_clashes_are_planned_over_every_input_before_sharding(tmp_pa
     assert sorted(todo) == [("a", "a.jpg"), ("b", "b.png")]  # one input per output name
     assert plans[0].refused == []
     assert [(path.name, "a.jpg" in cause) for path, cause in plans[1].refused] == [("a.png", True)]
+
+
+def test_a_face_name_clashing_with_another_shards_input_is_refused_as_in_an_unsharded_plan(
+    detector, reference_dir, tmp_path
+):
+    write_image(tmp_path / "in" / "astronaut_512_1.png", 16)  # the photo's face 1 is named so
+    shutil.copy(reference_dir / "images" / "astronaut_512.png", tmp_path / "in")
+    reader = InputReader(64, FaceOptions(), detector)
+    whole = make_plan(tmp_path / "in", tmp_path / "out", SearchOptions(), reader=reader)
+    assert [(path.name, "clashes with astronaut_512.png's" in cause) for path, cause in whole.refused] == [
+        ("astronaut_512_1.png", True)
+    ]
+    shards = [make_plan(tmp_path / "in", tmp_path / "out", SearchOptions(), shard=Shard(k, 2), reader=reader)
+              for k in (0, 1)]  # fmt: skip
+    assert [plan.todo for plan in shards] == [whole.todo, []]  # the photo's faces, in shard 0
+    assert [plan.refused for plan in shards] == [[], whole.refused]
 
 
 def test_batches_hold_one_input_size_and_an_unreadable_input_is_refused_once(tmp_path):

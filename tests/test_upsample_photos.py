@@ -3,6 +3,7 @@ downscaled; faceless photos and non-images reported, not fatal; resume per face.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -15,9 +16,10 @@ from typer.testing import CliRunner
 from pulse_cli.cli import app
 from pulse_cli.faces.align import align
 from pulse_cli.faces.paste import default_scale
-from pulse_cli.images import read_image, to_pil
+from pulse_cli.faces.sizes import choose_input_size
+from pulse_cli.images import MAX_PIXELS, draft_scale, read_image, to_pil
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample import FaceOptions, Listener, UpsampleError, default_input_size, upsample_folder
+from pulse_cli.upsample import FaceOptions, Listener, UpsampleError, upsample_folder
 
 OPTIONS = SearchOptions(steps=2, seed=3)
 runner = CliRunner()
@@ -60,10 +62,12 @@ def test_a_photo_gives_its_aligned_face_the_upsampled_face_and_the_photo_pasted_
     report = upsample_folder(dcgan_generator, inputs, out, OPTIONS, detector=detector)
     assert report.summary()["ok"] == 1 and not report.failed
 
-    size, resolution = default_input_size(dcgan_generator.resolution), dcgan_generator.resolution
-    assert size == 16  # PULSE's 16 px faces: 4x for the 64 px model
+    resolution = dcgan_generator.resolution
     photo = read_image(inputs / "astronaut_512.png")
     (face,) = detector(photo)
+    choice = choose_input_size(photo, face.keypoints, resolution)
+    size = choice.size
+    assert size == resolution // 2  # a 250 px face holds the largest size the 64 px model takes
     aligned = align(photo, face.keypoints, size)
     crop = np.asarray(Image.open(out / "faces" / "astronaut_512_1.png"))
     assert np.array_equal(crop, np.asarray(to_pil(aligned.image)))
@@ -74,6 +78,7 @@ def test_a_photo_gives_its_aligned_face_the_upsampled_face_and_the_photo_pasted_
 
     record = by_name(out)["astronaut_512_1"]
     assert record["status"] == "ok" and record["l2"] is not None
+    assert record["face"]["size_reason"] == choice.reason and f"searched at {size} px" in record["note"]
     assert record["output"] == "upsampled/astronaut_512_1.png"
     assert record["crop"] == "faces/astronaut_512_1.png"
     assert record["photo"] == "photos/astronaut_512.png"
@@ -91,6 +96,25 @@ def test_a_photo_gives_its_aligned_face_the_upsampled_face_and_the_photo_pasted_
     assert changed.any()  # the upsampled face is in
 
 
+def test_a_photo_over_the_decode_limit_is_read_reduced_searched_and_pasted_back(
+    dcgan_generator, detector, reference_dir, tmp_path
+):
+    side = 4800  # 23 MP: over MAX_PIXELS, refused before; JPEGs up to MAX_PHOTO_PIXELS are read reduced
+    assert side * side > MAX_PIXELS
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = Image.open(reference_dir / "images" / "astronaut_512.png").convert("RGB")
+    photo.resize((side, side), Image.Resampling.BICUBIC).save(inputs / "astronaut.jpg", quality=90)
+    large = copy.copy(detector)
+    large.min_face = 400  # the face is some 2000 px wide: a shorter pyramid
+    report = upsample_folder(dcgan_generator, inputs, tmp_path / "out", OPTIONS, detector=large)
+    assert [(record.name, record.status) for record in report.images] == [("astronaut_1", "ok")]
+    read = side // draft_scale(side, side)
+    assert f"in astronaut.jpg (a {side}x{side} photo read at {read}x{read})" in report.images[0].note
+    assert report.images[0].photo == "photos/astronaut.png"
+    assert Image.open(tmp_path / "out" / "photos" / "astronaut.png").size[0] >= read
+
+
 def test_an_aligned_crop_larger_than_the_input_size_is_downscaled_with_a_note(
     dcgan_generator, detector, reference_dir, tmp_path
 ):
@@ -103,14 +127,29 @@ def test_an_aligned_crop_larger_than_the_input_size_is_downscaled_with_a_note(
     upsample_folder(dcgan_generator, inputs, out, OPTIONS, detector=detector)
     record = by_name(out)["crop256"]
     assert record["status"] == "ok" and record["output"] == "crop256.png" and record["photo"] is None
-    assert "downscaled from 256x256 to 16x16" in record["note"]
-    assert Image.open(out / "faces" / "crop256.png").size == (16, 16)
+    side = dcgan_generator.resolution // 2  # the largest size the model takes: the crop holds it
+    assert f"downscaled from 256x256 to {side}x{side}" in record["note"]
+    assert Image.open(out / "faces" / "crop256.png").size == (side, side)
     assert not (out / "photos").exists()
     # with --detect it is a photo like any other: its face is found and aligned
     forced = tmp_path / "forced"
     detect = FaceOptions(mode="detect")
     upsample_folder(dcgan_generator, inputs, forced, OPTIONS, detector=detector, faces=detect)
     assert by_name(forced)["crop256_1"]["photo"] == "photos/crop256.png"
+
+
+def test_input_size_16_searches_every_face_at_pulses_16_px(
+    dcgan_generator, detector, reference_dir, tmp_path
+):
+    inputs = photos(tmp_path / "in", reference_dir, "astronaut_512.png")
+    out = tmp_path / "out"
+    faces = FaceOptions(input_size=16)
+    upsample_folder(dcgan_generator, inputs, out, OPTIONS, detector=detector, faces=faces)
+    photo = read_image(inputs / "astronaut_512.png")
+    (face,) = detector(photo)
+    crop = np.asarray(Image.open(out / "faces" / "astronaut_512_1.png"))
+    assert np.array_equal(crop, np.asarray(to_pil(align(photo, face.keypoints, 16).image)))
+    assert by_name(out)["astronaut_512_1"]["options"]["input_size"] == 16
 
 
 def test_a_mixed_folder_gives_each_input_its_status_and_exit_code_1(photo_cache, reference_dir, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pulse_cli.cli.console import USAGE_ERROR, error_line
-from pulse_cli.export.quiet import quiet_third_party
+from pulse_cli.quiet import quiet_third_party
 from pulse_cli.runtimes import missing_runtimes_message
 
 VERBOSE = "--verbose"

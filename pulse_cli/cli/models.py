@@ -11,7 +11,14 @@ from rich.table import Table
 
 from pulse_cli.cli.app import app
 from pulse_cli.cli.common import fail, out
-from pulse_cli.models.registry import DEFAULT_MODEL, ModelError, generator_specs, get_spec, load_generator
+from pulse_cli.models.registry import (
+    DEFAULT_MODEL,
+    ModelError,
+    build_generator,
+    generator_specs,
+    get_spec,
+    load_generator,
+)
 from pulse_cli.weights import WeightsError, read_weights, save_pdparams
 
 models_app = typer.Typer(
@@ -41,19 +48,30 @@ def list_models() -> None:
 
 @models_app.command("info")
 def info(name: Annotated[str, typer.Argument(help="Model name, e.g. dcgan-digiface.")]) -> None:
-    """Describe one model: resolution, accepted input sizes, and the source of its weights.
+    """Describe one model: resolution, accepted input sizes, the latent layout and backend a search of
+    it uses unless told, and the source of its weights.
 
     Example: pulse models info stylegan-ffhq
     """
     from pulse_cli.images import valid_sides
+    from pulse_cli.options import SearchOptions
+    from pulse_cli.strategies import resolved_options
+    from pulse_cli.upsample.inputs import default_input_size
 
     try:
         spec = get_spec(name)
+        # the architecture declares the defaults its pretrained model has; no weights needed
+        searched = resolved_options(build_generator(name, **spec.small_config), SearchOptions())
     except ModelError as exc:
         fail(str(exc))
+    face_side = default_input_size(spec.resolution)
     sides = ", ".join(f"{side}x{side}" for side in valid_sides(spec.resolution))
     out.print(f"[bold]{escape(spec.name)}[/]: {escape(spec.description)}")
-    out.print(f"output: {spec.resolution}x{spec.resolution}; inputs: {sides}")
+    out.print(f"output: {spec.resolution}x{spec.resolution}")
+    out.print(f"inputs: aligned square faces of {sides}; larger squares are downscaled and faces are found "
+              f"in photos, each searched at {face_side}x{face_side} unless --input-size")
+    out.print(f"search: latent layout {searched.latent_layout} unless --latent-layout, "
+              f"backend {searched.backend} unless --backend")
     out.print(f"weights: {escape(spec.source)}")
 
 

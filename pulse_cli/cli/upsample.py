@@ -20,8 +20,9 @@ from pulse_cli.cli.common import (
     use_device,
 )
 from pulse_cli.faces.detect import MIN_FACE
+from pulse_cli.faces.screen import MIN_CONFIDENCE
 from pulse_cli.models.registry import DEFAULT_MODEL
-from pulse_cli.options import LATENT_LAYOUTS, LR_SCHEDULES, NOISE_TYPES, SearchOptions
+from pulse_cli.options import LATENT_LAYOUTS, LR_SCHEDULES, NOISE_TYPES, STRATEGIES, SearchOptions
 from pulse_cli.upsample import (
     NIQE_MIN_SIDE,
     FaceOptions,
@@ -44,6 +45,7 @@ FACES = "Faces in photos"
 NoiseType = choices("NoiseType", NOISE_TYPES)
 LrSchedule = choices("LrSchedule", LR_SCHEDULES)
 LatentLayoutChoice = choices("LatentLayoutChoice", LATENT_LAYOUTS)
+Strategy = choices("Strategy", STRATEGIES)
 
 
 def _option(panel: str, help: str, *names: str, **extra: Any) -> Any:
@@ -52,6 +54,7 @@ def _option(panel: str, help: str, *names: str, **extra: Any) -> Any:
 
 DEFAULT_NOISE_TYPE = NoiseType(DEFAULTS.noise_type)
 DEFAULT_LR_SCHEDULE = LrSchedule(DEFAULTS.lr_schedule)
+DEFAULT_STRATEGY = Strategy(DEFAULTS.strategy)
 SHARD_HELP = (
     "Process only slice K (from 0) of N of the sorted inputs, e.g. 0/4 (default: from "
     "PADDLE_TRAINER_ID/PADDLE_TRAINERS_NUM under paddle.distributed.launch)."
@@ -70,6 +73,11 @@ def upsample(
         BackendChoice | None,
         _option(MODEL, "How the forward pass runs.", show_default="the model's default"),
     ] = None,
+    strategy: Annotated[
+        Strategy,
+        _option(SEARCH, "pulse: the paper's search; faithful: the same step in stages, tiled then W+ with "
+                "the noise the input constrains (README, Faithful faces).")
+    ] = DEFAULT_STRATEGY,
     steps: Annotated[int, _option(SEARCH, "Optimization steps.")] = DEFAULTS.steps,
     eps: Annotated[float, _option(SEARCH, "Target for the downscaling loss (L2).")] = DEFAULTS.eps,
     seed: Annotated[int | None, _option(SEARCH, "Seed for reproducible runs.")] = DEFAULTS.seed,
@@ -111,6 +119,11 @@ def upsample(
         bool, _option(OUTPUT, "Keep each output's latent and noise maps as {stem}.npz.", "--save-latent")
     ] = False,
     niqe: Annotated[bool, _option(OUTPUT, "Score outputs of 192 px and more with NIQE.", "--niqe")] = False,
+    identity: Annotated[
+        bool,
+        _option(OUTPUT, "Score each output's identity against its face in the input (dlib; the same "
+                "person below 0.6): pip install \"pulse-cli\\[identity]\".", "--identity"),
+    ] = False,
     overwrite: Annotated[
         bool, _option(OUTPUT, "Redo images whose output exists (default: skip them: resume).", "--overwrite")
     ] = False,
@@ -129,9 +142,12 @@ def upsample(
     ] = False,
     input_size: Annotated[
         int | None,
-        _option(FACES, "Side faces are searched at (default: 16, or the largest side below it that the "
-                "model takes).", min=8, max=64, show_default=False),
+        _option(FACES, "Side every face is searched at (default: chosen per face, the largest of 16/32/64 "
+                "that the photo holds; 16 is PULSE's).", min=8, max=64, show_default=False),
     ] = None,
+    min_confidence: Annotated[
+        float, _option(FACES, "Detections below this confidence are not faces.", min=0.0, max=1.0)
+    ] = MIN_CONFIDENCE,
     max_faces: Annotated[
         int | None, _option(FACES, "Upsample at most N faces per photo, highest scores first.", min=1)
     ] = None,
@@ -147,7 +163,7 @@ def upsample(
 ) -> None:
     """Upsample every face in INPUT_DIR with PULSE into OUTPUT_DIR.
 
-    Inputs (PNG, JPEG, BMP, WebP): aligned square face crops, or photos.
+    Inputs (PNG, JPEG, BMP, WebP, GIF, TIFF): aligned square face crops, or photos.
     A crop no larger than the input size (or under 64 px) is searched as it is; its side
     must be the model's resolution divided by a power of two (2 to 512 px
     for the default 1024 px model). A larger square whose one face fills it is
@@ -172,12 +188,14 @@ def upsample(
             bad_noise_layers=bad_noise_layers, opt_name=opt_name, learning_rate=learning_rate, steps=steps,
             lr_schedule=lr_schedule.value, save_intermediate=save_intermediate, batch_size=batch_size,
             duplicates=duplicates, early_stop=early_stop, backend=backend and backend.value, starts=starts,
+            strategy=strategy.value,
         )
         if aligned and detect:
             raise ValueError("--aligned and --detect contradict each other: choose one")
         faces = FaceOptions(
             mode="aligned" if aligned else "detect" if detect else "auto", input_size=input_size,
-            max_faces=max_faces, only_center_face=only_center_face, min_face=min_face, bg_scale=bg_scale,
+            max_faces=max_faces, only_center_face=only_center_face, min_face=min_face,
+            min_confidence=min_confidence, bg_scale=bg_scale,
         )
         chosen_shard = Shard.parse(shard) if shard is not None else None
         list_inputs(input_dir)  # fail fast, before any model download
@@ -194,7 +212,7 @@ def upsample(
     def job(listener: Listener) -> UpsampleReport:
         return upsample_folder(
             generator, input_dir, output_dir, options, overwrite=overwrite, save_latent=save_latent,
-            niqe=niqe, shard=chosen_shard, listener=listener, resume=resume, faces=faces,
+            niqe=niqe, identity=identity, shard=chosen_shard, listener=listener, resume=resume, faces=faces,
         )
 
     report = run_job(job, as_json)

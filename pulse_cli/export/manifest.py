@@ -8,8 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pulse_cli.cache import sha256_file
 from pulse_cli.export import ExportError
-from pulse_cli.models.cache import sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "pulse-cli-export/1"

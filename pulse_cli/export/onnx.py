@@ -20,8 +20,8 @@ import paddle
 from pulse_cli.devices import Device, paddle_device
 from pulse_cli.export import ExportError, static
 from pulse_cli.export.graphs import ExportGraph, TensorSpec
-from pulse_cli.export.quiet import captured_output
 from pulse_cli.graphs import tracing
+from pulse_cli.quiet import captured_output
 
 OPSET = 17
 BATCH = "batch"

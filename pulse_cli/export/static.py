@@ -11,8 +11,8 @@ import paddle
 
 from pulse_cli.devices import on_gpu, onednn_available
 from pulse_cli.export.graphs import ExportGraph
-from pulse_cli.export.quiet import captured_output
 from pulse_cli.graphs import tracing
+from pulse_cli.quiet import captured_output
 from pulse_cli.threads import kept, openmp_threads
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from paddle import nn
 
+from pulse_cli.cache import cache_dir
 from pulse_cli.faces.joblib_pickle import read_joblib_arrays
 from pulse_cli.faces.lz4_frame import LZ4FrameError, decompress_frame
 from pulse_cli.faces.networks import ONet, PNet, RNet
-from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.wheel import ModelFetchError, PinnedWheel
 from pulse_cli.weights import WeightsError, load_state_dict, read_weights
 

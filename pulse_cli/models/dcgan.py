@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import paddle
 
+from pulse_cli.cache import cache_dir
 from pulse_cli.graphs.dcgan import DCGANGenerator
 from pulse_cli.graphs.generator import Capabilities, Generator
-from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.wheel import ModelFetchError as ModelFetchError  # raised by pull(); re-exported
 from pulse_cli.models.wheel import PinnedWheel
 from pulse_cli.weights import load_state_dict, read_weights

@@ -14,9 +14,9 @@ import numpy as np
 import paddle
 
 from pulse_cli.atomic import atomic_write
+from pulse_cli.cache import cache_dir, sha256_file
 from pulse_cli.graphs.generator import GaussianFit, GaussianLatentMap
 from pulse_cli.graphs.stylegan import GMapping
-from pulse_cli.models.cache import cache_dir, sha256_file
 from pulse_cli.weights import WeightsError, load_state_dict, read_weights
 
 LATENT_DIM = 512

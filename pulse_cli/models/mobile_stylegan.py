@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import paddle
 
+from pulse_cli.cache import cache_dir
 from pulse_cli.graphs.generator import Capabilities, GaussianFit, GaussianLatentMap, Generator, LatentLayout
 from pulse_cli.graphs.mobile_stylegan import (
     CHANNELS,
@@ -29,7 +30,6 @@ from pulse_cli.graphs.mobile_stylegan import (
     MobileSynthesis,
     shared_style_rows,
 )
-from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.gaussian_fit import cached_gaussian_fit, load_gaussian_fit
 from pulse_cli.models.openvino_ir import IRGraph, IRLayer, read_ir
 from pulse_cli.models.wheel import PinnedWheel

@@ -11,9 +11,9 @@ from typing import Any
 
 import paddle
 
+from pulse_cli.cache import cache_dir
 from pulse_cli.graphs.generator import Capabilities, GaussianFit, GaussianLatentMap, Generator
 from pulse_cli.graphs.stylegan import GSynthesis
-from pulse_cli.models.cache import cache_dir
 from pulse_cli.models.gaussian_fit import cached_gaussian_fit, load_gaussian_fit
 from pulse_cli.weights import load_state_dict, read_weights
 

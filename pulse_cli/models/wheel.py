@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pulse_cli.atomic import atomic_write
-from pulse_cli.models.cache import sha256_file
+from pulse_cli.cache import sha256_file
 from pulse_cli.weights import save_pdparams
 
 

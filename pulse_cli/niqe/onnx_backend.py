@@ -1,7 +1,7 @@
 """NIQE's block features run as an ONNX graph (exported from ``pulse_cli.niqe.graph``) in onnxruntime.
 
 The graph is exported once per variant, channel count and package version and kept in the
-user cache folder (``pulse_cli.models.cache.cache_dir()``); height and width are dynamic, so
+user cache folder (``pulse_cli.cache.cache_dir()``); height and width are dynamic, so
 one file serves every image size. The file name also carries a digest of the sources that
 define the graph, so a changed implementation never reuses a stale export.
 """
@@ -18,10 +18,10 @@ import numpy as np
 
 import pulse_cli
 from pulse_cli.atomic import atomic_write
+from pulse_cli.cache import cache_dir
 from pulse_cli.export.onnx import OPSET, open_session
-from pulse_cli.export.quiet import captured_output
-from pulse_cli.models.cache import cache_dir
 from pulse_cli.niqe.variants import Variant, get_variant
+from pulse_cli.quiet import captured_output
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -12,6 +12,7 @@ as it is.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,27 +24,28 @@ from PIL import Image, UnidentifiedImageError
 from pulse_cli.errors import first_line
 from pulse_cli.faces.align import ffhq_quad
 from pulse_cli.faces.detect import MIN_FACE, PYRAMID_MIN, Detector, Face
-from pulse_cli.faces.extract import NO_FACE, FoundFace, find_faces
-from pulse_cli.faces.planes import resized
-from pulse_cli.images import FORMATS, InputImageError, image_kind, read_image, size_advice, valid_sides
+from pulse_cli.faces.extract import FoundFace, find_faces, no_face
+from pulse_cli.faces.screen import MIN_CONFIDENCE
+from pulse_cli.faces.sizes import SMALLEST, SizeChoice, choose_crop_size, choose_input_size, downscaled
+from pulse_cli.images import InputImageError, open_image, oriented_size, read_image, size_advice, valid_sides
 from pulse_cli.models.wheel import ModelFetchError
 from pulse_cli.weights import WeightsError
 
 MODES = ("auto", "aligned", "detect")
-PREFERRED_INPUT_SIZE = 16  # PULSE's 16x16 inputs (64x for 1024 px)
 FILL_TOLERANCE = 0.15  # how far a face's FFHQ crop may be from the whole square (side, centre)
 ROLL_TOLERANCE = 10.0  # degrees: an aligned crop's eyes are level
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DETECTABLE = 64  # px: an aligned crop's face is about half of it, and MTCNN looks for 20 px and more
 
 
 def default_input_size(resolution: int) -> int:
-    """The side faces are searched at unless told: 16 px (PULSE's 16×16 → 1024²) when it works for a
-    ``resolution``-pixel model, else the largest working side below 16, else the smallest that works."""
+    """PULSE's input side for a ``resolution``-pixel model: 16 px (16×16 → 1024²) when it works,
+    else the largest working side below 16, else the smallest that works. Faces of photos are
+    searched at a size chosen per face unless told (``pulse_cli.faces.sizes``); this is the size
+    of inputs searched as they are."""
     sides = valid_sides(resolution)
     if not sides:
         raise ValueError(f"a {resolution} px model takes no input size (it needs at least 4 px)")
-    smaller = [side for side in sides if side <= PREFERRED_INPUT_SIZE]
+    smaller = [side for side in sides if side <= SMALLEST]
     return smaller[0] if smaller else sides[-1]
 
 
@@ -57,10 +59,12 @@ class FaceOptions:
 
     ``mode``: ``auto`` (aligned crops as they are, faces detected in the rest), ``aligned`` (every
     input is an aligned square crop) or ``detect`` (every input is a photo). ``input_size``: the side
-    faces are searched at (default ``default_input_size``). ``max_faces`` keeps a photo's highest
-    scoring faces, ``only_center_face`` the one nearest its centre; ``min_face`` is the smallest face
-    side looked for (px). ``bg_scale``: how much a photo is enlarged to paste its faces back
-    (default ``pulse_cli.faces.paste.default_scale``). ``weights``: MTCNN's (default: the cache).
+    faces are searched at (default: chosen per face, ``pulse_cli.faces.sizes``; 16 is PULSE's).
+    ``min_confidence``: detections below it are dropped (``pulse_cli.faces.screen``).
+    ``max_faces`` keeps a photo's highest scoring faces, ``only_center_face`` the one nearest its
+    centre; ``min_face`` is the smallest face side looked for (px). ``bg_scale``: how much a photo
+    is enlarged to paste its faces back (default ``pulse_cli.faces.paste.default_scale``).
+    ``weights``: MTCNN's (default: the cache).
     """
 
     mode: str = "auto"
@@ -68,6 +72,7 @@ class FaceOptions:
     max_faces: int | None = None
     only_center_face: bool = False
     min_face: int = MIN_FACE
+    min_confidence: float = MIN_CONFIDENCE
     bg_scale: float | None = None
     weights: Path | None = None
 
@@ -78,6 +83,8 @@ class FaceOptions:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if self.min_face < PYRAMID_MIN:
             raise ValueError(f"min_face must be at least {PYRAMID_MIN} px, got {self.min_face}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, got {self.min_confidence}")
         if self.bg_scale is not None and not (np.isfinite(self.bg_scale) and self.bg_scale > 0):
             raise ValueError(f"bg_scale must be a positive number, got {self.bg_scale}")
 
@@ -87,16 +94,18 @@ class FaceOptions:
         ``weights``, which change neither the crop nor its search."""
         return {
             "input_mode": self.mode,
-            "input_size": self.size_for(resolution),
+            "input_size": self.size_for(resolution) or "per face",
             "max_faces": self.max_faces,
             "only_center_face": self.only_center_face,
             "min_face": self.min_face,
+            "min_confidence": self.min_confidence,
         }
 
-    def size_for(self, resolution: int) -> int:
-        """The input size for a ``resolution``-pixel model; ``ValueError`` when it cannot work."""
+    def size_for(self, resolution: int) -> int | None:
+        """The input size forced for a ``resolution``-pixel model, or None when each face gets its
+        own; ``ValueError`` when it cannot work."""
         if self.input_size is None:
-            return default_input_size(resolution)
+            return None
         if self.input_size not in valid_sides(resolution):
             sides = "/".join(str(side) for side in valid_sides(resolution))
             raise ValueError(
@@ -127,25 +136,15 @@ class Crop:
         return f"faces/{self.name}.png"
 
 
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` is meant as an image: an image suffix, or an image's magic bytes."""
-    return path.suffix.lower() in IMAGE_SUFFIXES or image_kind(path) is not None
-
-
 def image_size(path: Path) -> tuple[int, int] | None:
-    """An image's (width, height) from its header, or None when it cannot be read (the error
-    comes when it is loaded)."""
+    """An image's (width, height) as its header declares them, turned as its EXIF orientation says
+    (a large JPEG's before it is read reduced), or None when it cannot be read (the error comes when
+    it is loaded)."""
     try:
-        with Image.open(path, formats=FORMATS) as image:
-            return image.size
+        with open_image(path) as image:
+            return oriented_size(image)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError):
         return None
-
-
-def downscaled(image: np.ndarray, side: int) -> np.ndarray:
-    """A float [3, H, W] image resized to ``side``×``side``, antialiased (Lanczos)."""
-    pixels = resized(np.ascontiguousarray(image.transpose(1, 2, 0)), (side, side), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0).transpose(2, 0, 1))
 
 
 def fills_square(face: Face, side: int) -> bool:
@@ -206,31 +205,45 @@ class InputReader:
         width, height = size
         mode, side = self.options.mode, self.input_size
         takes = width == height and width in valid_sides(self.resolution)
-        if mode != "detect" and width == height and (width <= side or (takes and width < DETECTABLE)):
+        as_is = width <= (side or SMALLEST) or (takes and width < DETECTABLE)
+        if mode != "detect" and width == height and as_is:
             return None
         if mode == "aligned":
             if width != height:
                 return None  # loading it says it must be square
-            note = f"an aligned face crop: downscaled from {width}x{height} to {side}x{side}"
-            return [Crop(stem, downscaled(read_image(path), side), note)]
+            return [self._aligned(stem, read_image(path), "an aligned face crop")]
         if mode == "auto" and min(width, height) < PYRAMID_MIN:
             return None  # too small to look for faces in: loading it says what sizes work
-        return self._faces(path, stem, read_image(path))
+        return self._faces(path, stem, read_image(path), size)
 
-    def _faces(self, path: Path, stem: str, image: np.ndarray) -> list[Crop]:
+    def _size_choice(self, photo: np.ndarray, keypoints: np.ndarray) -> SizeChoice:
+        if self.input_size is not None:
+            return SizeChoice(self.input_size, f"--input-size {self.input_size}")
+        return choose_input_size(photo, keypoints, self.resolution)
+
+    def _aligned(self, stem: str, image: np.ndarray, what: str) -> Crop:
+        """An aligned square crop, at the forced input size or the one it holds."""
+        width = image.shape[-1]
+        if self.input_size is not None:
+            choice = SizeChoice(self.input_size, f"--input-size {self.input_size}")
+        else:
+            choice = choose_crop_size(image, self.resolution)
+        size = choice.size
+        if size == width:
+            return Crop(stem, image, f"{what}: searched at its own {size}x{size} ({choice.reason})")
+        how = f"downscaled from {width}x{width} to {size}x{size} ({choice.reason})"
+        return Crop(stem, downscaled(image, size), f"{what}: {how}")
+
+    def _faces(self, path: Path, stem: str, image: np.ndarray, declared: tuple[int, int]) -> list[Crop]:
         height, width = image.shape[1:]
-        found = find_faces(image, self.detector, self.input_size, stem)
+        faces = find_faces(image, self.detector, self._size_choice, stem, self.options.min_confidence)
+        found = faces.found
         if not found:
             small = f" ({size_advice(self.resolution)})" if min(width, height) < DETECTABLE else ""
-            raise InputImageError(path, NO_FACE + small)
-        side = self.input_size
+            raise InputImageError(path, no_face(faces.dropped) + small)
         aligned = self.options.mode == "auto" and width == height and len(found) == 1
         if aligned and fills_square(found[0].face, width):
-            note = (
-                f"an aligned face crop (its one face fills it): downscaled from {width}x{height} to "
-                f"{side}x{side}"
-            )
-            return [Crop(stem, downscaled(image, side), note)]
+            return [self._aligned(stem, image, "an aligned face crop (its one face fills it)")]
         kept = found
         if self.options.only_center_face:
             kept = [center_face(found, width, height)]
@@ -239,12 +252,16 @@ class InputReader:
         note = f"face {{k}} of {len(kept)} in {path.name}"
         if len(kept) < len(found):
             note += f" ({len(found)} found, {len(kept)} kept)"
+        if declared != (width, height):  # read reduced (images.draft_scale): boxes are in the reduced pixels
+            note += f" (a {declared[0]}x{declared[1]} photo read at {width}x{height})"
+        if faces.dropped:
+            note += f"; dropped {'; '.join(faces.dropped)}"
         return [
             Crop(
                 f"{stem}_{k}",
                 item.alignment.image,
-                note.format(k=k),
-                FoundFace(f"{stem}_{k}", item.face, item.alignment),
+                f"{note.format(k=k)}; searched at {item.alignment.size} px: {item.size_reason}",
+                dataclasses.replace(item, name=f"{stem}_{k}"),
                 photo=stem,
             )
             for k, item in enumerate(kept, start=1)

@@ -16,10 +16,12 @@ import numpy as np
 
 from pulse_cli.backends import get_backend
 from pulse_cli.faces.detect import Detector
+from pulse_cli.faces.identity import IdentityScorer, IdentityUnavailable, held_face, identity_scorer
 from pulse_cli.graphs.generator import Generator
-from pulse_cli.images import InputImageError
+from pulse_cli.images import InputImageError, read_image
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchResult, chosen_backend
+from pulse_cli.search import SearchResult
+from pulse_cli.strategies import resolved_options
 from pulse_cli.upsample.folder import FolderLock, prepare_output_dir
 from pulse_cli.upsample.inputs import FaceOptions, InputReader
 from pulse_cli.upsample.photos import PhotoPaster
@@ -46,7 +48,8 @@ class Job:
     """A planned job's report, writer and listener: records each image's outcome as it comes.
 
     ``recorded`` is what report.json records as the options (the search options and the face
-    options that shape a crop; see ``resume``)."""
+    options that shape a crop; see ``resume``). ``identity``, when given, scores each output
+    against its face in the input (``pulse_cli.faces.identity``)."""
 
     def __init__(
         self,
@@ -58,8 +61,10 @@ class Job:
         listener: Listener,
         paster: PhotoPaster | None,
         recorded: dict[str, Any],
+        identity: IdentityScorer | None = None,
     ) -> None:
         self.generator = generator
+        self.identity = identity
         self.options = options
         self.plan = plan
         self.writer = writer
@@ -191,10 +196,21 @@ class Job:
         latent = self.writer.write_latent(item.name, i, result) if self.writer.save_latent else None
         output = self.writer.write_image(item.output, result.best_image[i])
         niqe = self.writer.niqe_of(output) if self.writer.niqe else None
+        identity = None
+        if self.identity is not None:
+            identity = round(self.identity.distance(held_input(item), result.best_image[i]), 4)
         self.record_item(
             item, "ok", output=item.output, eps_met=bool(result.eps_met[i]),
-            rescore=rescore_of(result.rescore, i), niqe=niqe, latent=latent, **common,
+            rescore=rescore_of(result.rescore, i), niqe=niqe, identity=identity, latent=latent, **common,
         )
+
+
+def held_input(item: Item) -> np.ndarray:
+    """An item's face as its input holds it, for ``--identity``: a photo's face cropped at the side
+    it spans there, an aligned crop as given, a small input as it is."""
+    if item.crop is not None and item.crop.found is not None:
+        return held_face(read_image(item.path), item.crop.found.face.keypoints)
+    return read_image(item.path)
 
 
 def upsample_folder(
@@ -206,6 +222,7 @@ def upsample_folder(
     overwrite: bool = False,
     save_latent: bool = False,
     niqe: bool = False,
+    identity: bool = False,
     shard: Shard | None = None,
     listener: Listener | None = None,
     contact_sheet: bool = True,
@@ -223,8 +240,9 @@ def upsample_folder(
     report says they were made from the same inputs with the same model and options (see
     ``resume``'s module); otherwise ``UpsampleError`` says what differs, unless ``overwrite``
     (remake them) or ``resume`` (keep them anyway). ``niqe`` scores each output with NIQE
-    when the model's output is at least 192 px. On KeyboardInterrupt the report keeps every
-    finished image and says it was interrupted, and the interrupt propagates.
+    when the model's output is at least 192 px; ``identity`` records dlib's distance between each
+    output and its face in the input (``UpsampleError`` without dlib). On KeyboardInterrupt the
+    report keeps every finished image and says it was interrupted, and the interrupt propagates.
 
     ``faces`` says how inputs are read (``FaceOptions``: aligned crops, photos, the input size, how
     photos are pasted back); a photo's faces are written as ``faces/{stem}_{k}.png`` (the crop
@@ -232,10 +250,13 @@ def upsample_folder(
     (a ``Detector`` or a function making one) is made from ``faces.weights`` when none is given,
     the first time a photo needs it.
     """
-    options = options or SearchOptions()
-    # the backend as chosen for this generator: what report.json records and a rerun compares
-    options = options.with_(backend=chosen_backend(generator, options).name)
+    # the layout and backend as chosen for this generator: what report.json records and a rerun compares
+    options = resolved_options(generator, options or SearchOptions())
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    try:
+        scorer = identity_scorer() if identity else None
+    except IdentityUnavailable as exc:
+        raise UpsampleError(str(exc)) from None
     if overwrite and resume:
         raise UpsampleError("overwrite remakes existing outputs and resume keeps them: choose one")
     try:
@@ -252,7 +273,9 @@ def upsample_folder(
             output_dir, save_latent=save_latent, niqe=niqe and generator.resolution >= NIQE_MIN_SIDE
         )
         paster = PhotoPaster(output_dir, plan.todo, plan.done, reader.options.bg_scale)
-        job = Job(generator, output_dir, options, plan, writer, listener or Listener(), paster, recorded)
+        job = Job(
+            generator, output_dir, options, plan, writer, listener or Listener(), paster, recorded, scorer
+        )
         return job.run(contact_sheet)
 
 

@@ -2,13 +2,16 @@
 
 ``make_plan`` turns an input folder into ``Item``s (one per output image: ``{stem}`` or
 ``{stem}_{k}`` with duplicates), leaves out files that are not images (noted), refuses inputs whose
-output name clashes (over the whole folder, so every shard agrees), takes this worker's shard of the
-inputs, reads what each input is (``inputs``: an aligned crop, or a photo whose faces each become an
-``Item`` ``{stem}_{k}``) and sets aside items whose output exists (resume).
+output name clashes (over the whole folder, so every shard agrees), reads what each of this worker's
+inputs is (``inputs``: an aligned crop, or a photo whose faces each become an ``Item``
+``{stem}_{k}``; a face name may clash with another input's, so the inputs named like it are read
+too, whichever shard they are in), takes this worker's shard of the inputs and sets aside items
+whose output exists (resume).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import secrets
@@ -21,9 +24,9 @@ from typing import Any
 from pulse_cli import plugins
 from pulse_cli.backends import get_backend
 from pulse_cli.graphs.losses import parse_loss_str
-from pulse_cli.images import InputImageError
+from pulse_cli.images import InputImageError, is_image_file
 from pulse_cli.options import SearchOptions
-from pulse_cli.upsample.inputs import Crop, FaceDetectionError, InputReader, is_image_file
+from pulse_cli.upsample.inputs import Crop, FaceDetectionError, InputReader
 
 
 class UpsampleError(ValueError):
@@ -154,6 +157,27 @@ def read_items(
     return out, list(failed.items())
 
 
+def name_neighbours(paths: set[Path], inputs: Sequence[Path]) -> set[Path]:
+    """Those of ``inputs`` that are in ``paths``, and every input whose output names may meet
+    theirs, directly or through others: all of an input's names start with its stem (a face of
+    ``a.jpg`` is ``a_1``), so two inputs' names can meet only when one stem is the other's followed
+    by ``_``. Reading these too, a shard refuses a clashing name as the whole folder's plan does."""
+    by_stem = {path.stem: path for path in inputs}
+    stems = sorted(by_stem)
+    found = paths & set(inputs)
+    pending = list(found)
+    while pending:
+        stem = pending.pop().stem
+        shorter = ["_".join(stem.split("_")[:n]) for n in range(1, stem.count("_") + 1)]
+        # the stems that start with stem + "_" sort together, before stem + "`" ("`" follows "_")
+        longer = stems[bisect.bisect_left(stems, stem + "_") : bisect.bisect_left(stems, stem + "`")]
+        for other in [*(short for short in shorter if short in by_stem), *longer]:
+            if by_stem[other] not in found:
+                found.add(by_stem[other])
+                pending.append(by_stem[other])
+    return found
+
+
 def check_options(options: SearchOptions) -> None:
     """Fail before any search when the loss string, optimizer or backend names nothing loadable
     (no backend named: the generator's default)."""
@@ -224,13 +248,13 @@ def make_plan(
     check_options(options)
     items, refused = plan_items(inputs, options.duplicates)  # names clash across shards too
     shard = shard or Shard.from_env()
-    if shard is not None:
-        mine = set(shard.select(inputs))
-        items = [item for item in items if item.path in mine]
-        refused = [(path, cause) for path, cause in refused if path in mine]
-    if reader is not None:  # after sharding: each worker looks for faces in its own photos only
-        items, failed = read_items(items, reader)
+    mine = set(inputs if shard is None else shard.select(inputs))
+    if reader is not None:  # faces are looked for in this worker's photos, and in those its names meet
+        read = name_neighbours(mine, [item.path for item in items])
+        items, failed = read_items([item for item in items if item.path in read], reader)
         refused += failed
+    items = [item for item in items if item.path in mine]
+    refused = [(path, cause) for path, cause in refused if path in mine]
     done = [item for item in items if not overwrite and (output_dir / item.output).is_file()]
     skipped = set(done)
     suffix = shard_suffix(shard)

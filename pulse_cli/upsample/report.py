@@ -39,6 +39,8 @@ class ImageRecord:
     face of a photo the photo with its faces pasted back (``photos/…``). ``face`` holds what the
     detector found (``box`` [x, y, w, h], ``confidence``, ``keypoints``) and ``transform``, the
     crop's placement in the photo. ``note`` says how the input was read (downscaled, which face).
+    ``identity``, with ``--identity``, is dlib's distance between the face as the input holds it and
+    the output (``pulse_cli.faces.identity``: the same person below 0.6).
     """
 
     name: str
@@ -56,6 +58,7 @@ class ImageRecord:
     steps_run: int | None = None
     seconds: float | None = None
     niqe: float | None = None
+    identity: float | None = None
     latent: str | None = None
     error: str | None = None
     input_sha256: str | None = None

@@ -17,7 +17,8 @@ from pulse_cli.errors import describe
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import InputImageError, load_input
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchResult, StepReport, search
+from pulse_cli.search import SearchResult, StepReport
+from pulse_cli.strategies import run_search
 from pulse_cli.upsample.plan import Item, image_seed
 
 
@@ -66,8 +67,8 @@ def search_batch(
     options: SearchOptions,
     hooks: Sequence[Callable[[StepReport], None]] = (),
 ) -> BatchOutcome:
-    """Search one batch, each image from its own seed (``image_seed``); a failure is returned,
-    not raised, so one batch never stops the job."""
+    """Search one batch with the options' strategy, each image from its own seed (``image_seed``);
+    a failure is returned, not raised, so one batch never stops the job."""
     seeds = [image_seed(options.seed, item.name) for item in items]
 
     def on_step(report: StepReport) -> None:
@@ -75,7 +76,7 @@ def search_batch(
             hook(report)
 
     try:
-        result = search(generator, refs, options, on_step=on_step, seeds=seeds)
+        result = run_search(generator, refs, options, on_step=on_step, seeds=seeds)
     except Exception as exc:  # one batch's failure is recorded; the job goes on
         return BatchOutcome(seeds, error=f"search failed: {describe(exc)}")
     return BatchOutcome(seeds, result=result)

@@ -16,13 +16,15 @@ import fcntl
 import functools
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import paddle
 
-from pulse_cli.export.quiet import captured_output
+from pulse_cli.errors import describe
 from pulse_cli.graphs.tracing import exporting
+from pulse_cli.quiet import captured_output
 from pulse_cli.threads import openmp_threads
 
 ENV_SWITCH = "PULSE_COMPILED_OPS"  # "0": Paddle's own ops only
@@ -35,8 +37,25 @@ def op(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
     be had here or ``PULSE_COMPILED_OPS=0`` turns compiled ops off."""
     if os.environ.get(ENV_SWITCH, "1").strip() == "0":
         return None
-    module = _built()
+    module = _built()[0]
     return None if module is None else getattr(module, name, None)
+
+
+def why_not_compiled(name: str) -> str | None:
+    """Why ``op(name)`` is None: turned off, no C++ compiler, the build's error, or a library without
+    that op; None when it is not."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return f"compiled ops are turned off ({ENV_SWITCH}=0)"
+    module, failure = _built()
+    if module is None:
+        return failure
+    return None if hasattr(module, name) else f"the built library registers no {name} op"
+
+
+def compiler() -> str | None:
+    """The C++ compiler Paddle's extension loader builds with (``$CXX``, else ``c++``, on the
+    PATH), or None when there is none."""
+    return shutil.which(os.environ.get("CXX", "c++"))
 
 
 def op_for(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
@@ -46,24 +65,27 @@ def op_for(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | No
 
 
 @functools.cache
-def _built() -> object | None:
+def _built() -> tuple[object | None, str | None]:
     # Once per process: loading the library a second time registers no op (the module comes
-    # back empty).
+    # back empty). The module, or None and why.
+    if compiler() is None:
+        return None, f"no C++ compiler ({os.environ.get('CXX', 'c++')}) for Paddle's extension loader"
     from paddle.utils.cpp_extension import get_build_directory, load
 
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:12]
     build = Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
     build.mkdir(parents=True, exist_ok=True)
     # One build at a time: parallel pulse processes share the folder.
-    with open(build / ".lock", "w") as lock, captured_output():
+    with open(build / ".lock", "w") as lock, captured_output() as printed:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return load(
                 name="pulse_ops", sources=[str(source) for source in SOURCES], extra_cxx_cflags=["-O3"],
                 build_directory=str(build), verbose=False,
-            )  # fmt: skip
-        except Exception:  # no compiler, no headers, a failed build: Paddle's ops will do
-            return None
+            ), None  # fmt: skip
+        except Exception as exc:  # no headers, a failed build: Paddle's ops will do
+            error = next((line.strip() for line in printed if "error" in line.lower()), describe(exc))
+            return None, f"the build failed: {error}"
 
 
 @functools.cache
