@@ -9,6 +9,9 @@ objective. The first ``warmup`` runs of each (compiling, exporting, lowering ker
 out of the timings and counted in the setup time; each figure is the median of ``repeats`` runs
 with their minimum and maximum. Peak memory is the highest resident (host) memory during the
 measurement: from building the objective to the last step.
+The face (``measure_face``, a process of its own too) is what a user waits for: one face of the
+demo photo through ``pulse upsample``'s job (detection, alignment, the search with the default
+settings on the generator's default backend, paste-back), timed once, first-use compiling included.
 Without ``weights`` the model's architecture runs on random weights: speed does not depend on them.
 """
 
@@ -54,6 +57,7 @@ class BenchConfig:
     seed: int = 0
     device: str | None = None  # cpu, gpu or gpu:N for Paddle and onnxruntime alike; None: Paddle's
     allocator: str = "tuned"  # an allocator mode (pulse_cli.allocator.MODES), or both of them
+    face_steps: int | None = None  # the face's search steps; None: the search's default
 
     def allocator_modes(self) -> tuple[str, ...]:
         """The allocator modes each backend is measured under, in order."""
@@ -105,6 +109,30 @@ class BenchRow:
     peak_rss_scope: str | None = None
     setup_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class FaceRow:
+    """One face of the demo photo end to end (``measure_face``): ``seconds`` from the photo to the
+    pasted-back output (detection, alignment, the search, paste-back, writing the files),
+    ``search_seconds`` the search alone (first-use compiling included), ``steps`` and ``backend``
+    what the search ran; memory, allocator and threads as in ``BenchRow``."""
+
+    backend: str | None = None
+    steps: int | None = None
+    seconds: float | None = None
+    search_seconds: float | None = None
+    peak_rss_mib: float | None = None
+    rss_before_mib: float | None = None
+    peak_rss_scope: str | None = None
+    allocator: str | None = None
+    allocator_setting: str | None = None
+    threads: int | None = None
+    threads_setting: str | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, object]:
@@ -273,18 +301,64 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
     )
 
 
+def measure_face(config: BenchConfig) -> FaceRow:
+    """Time one face of the demo photo in this process (``run_face`` calls this in a fresh one), as
+    ``pulse upsample`` runs a photo: ``upsample_folder`` with the default search options (but
+    ``config.face_steps`` and ``config.seed``) and one face, without the contact sheet."""
+    import paddle
+
+    from pulse_cli.demo import write_demo_photo
+    from pulse_cli.devices import Device
+    from pulse_cli.options import SearchOptions
+    from pulse_cli.upsample import FaceOptions, upsample_folder
+
+    if config.device is not None:
+        paddle.set_device(str(Device.parse(config.device)))
+    generator = _generator(config)
+    options = SearchOptions(seed=config.seed)
+    options = options.with_(steps=config.face_steps or options.steps)
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-face-") as scratch:
+        folder = Path(scratch)
+        write_demo_photo(folder)
+        rss_before = _status_mib("VmRSS")
+        scope = "measurement" if reset_peak_rss() else "process"
+        began = time.perf_counter()
+        report = upsample_folder(
+            generator, folder / "inputs", folder / "outputs", options, contact_sheet=False,
+            faces=FaceOptions(mode="detect", max_faces=1),
+        )  # fmt: skip
+        seconds = time.perf_counter() - began
+    searched = [record for record in report.images if record.seconds is not None]
+    if report.failed or len(searched) != 1:
+        errors = [record.error for record in report.images if record.error]
+        raise BenchError(errors[0] if errors else f"{len(searched)} faces searched in the demo photo, not 1")
+    return FaceRow(
+        backend=report.options["backend"],
+        steps=searched[0].steps_run,
+        seconds=seconds,
+        search_seconds=searched[0].seconds,
+        peak_rss_mib=peak_rss_since_reset(),
+        rss_before_mib=rss_before,
+        peak_rss_scope=scope,
+    )
+
+
+FACE = "face"  # worker_main's task: the face, where otherwise it names a backend
+
+
 def worker_main() -> None:
-    """Entry of a benchmark process: ``argv`` holds the config as JSON, the backend and where to
-    write the row (or the error line) as JSON. The config's allocator mode is put in force first,
-    before any tensor exists, then oneDNN's threads, as ``pulse``'s own entry point does."""
-    config_json, backend, result_path = sys.argv[1:4]
+    """Entry of a benchmark process: ``argv`` holds the config as JSON, what to measure (``FACE``
+    or a backend's name) and where to write the row (or the error line) as JSON. The config's
+    allocator mode is put in force first, before any tensor exists, then oneDNN's threads, as
+    ``pulse``'s own entry point does."""
+    config_json, what, name, result_path = sys.argv[1:5]
     fields = json.loads(config_json)
     fields["weights"] = Path(fields["weights"]) if fields["weights"] else None
     config = BenchConfig(**fields)
     try:
         memory = allocator.apply(config.allocator)
         cores = threads.apply()
-        row = measure_backend(config, backend)
+        row = measure_face(config) if what == FACE else measure_backend(config, name)
         row.allocator, row.allocator_setting = memory.mode, memory.description
         row.threads, row.threads_setting = cores.threads, cores.description
         result = {"row": row.to_dict()}
@@ -298,13 +372,15 @@ def _row(data: dict) -> BenchRow:
     return BenchRow(**{**data, **timings})
 
 
-def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
+def _measure_in_process(config: BenchConfig, what: str, name: str) -> dict:
+    """``worker_main``'s result for ``what`` (a backend ``name``, or ``FACE``) in a fresh process:
+    ``{"row": …}``, or ``{"error": line}``."""
     fields = {**asdict(config), "weights": str(config.weights) if config.weights else None}
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as scratch:
         result_path = Path(scratch) / "row.json"
         command = [sys.executable, "-c", "from pulse_cli.bench import worker_main; worker_main()"]
         process = subprocess.run(
-            [*command, json.dumps(fields), backend, str(result_path)],
+            [*command, json.dumps(fields), what, name, str(result_path)],
             capture_output=True,
             text=True,
             check=False,
@@ -314,11 +390,25 @@ def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
         if not result_path.is_file():
             lines = [line for line in process.stderr.splitlines() if line.strip()]
             cause = lines[-1] if lines else f"exit code {process.returncode}"
-            return BenchRow(backend, config.allocator, error=f"the benchmark process died: {cause}")
-        result = json.loads(result_path.read_text())
+            return {"error": f"the benchmark process died: {cause}"}
+        return json.loads(result_path.read_text())
+
+
+def _run_in_process(config: BenchConfig, backend: str) -> BenchRow:
+    result = _measure_in_process(config, "backend", backend)
     if "error" in result:
         return BenchRow(backend, config.allocator, error=result["error"])
     return _row(result["row"])
+
+
+def run_face(config: BenchConfig) -> FaceRow:
+    """Measure the face (``measure_face``) in a fresh process, under the config's allocator mode
+    (tuned, for ``both``: as ``pulse`` runs); a measurement that fails gets a row with its ``error``."""
+    mode = "tuned" if config.allocator == BOTH else config.allocator
+    result = _measure_in_process(replace(config, allocator=mode), FACE, "")
+    if "error" in result:
+        return FaceRow(allocator=mode, error=result["error"])
+    return FaceRow(**result["row"])
 
 
 def _check_device(text: str) -> None:
@@ -346,6 +436,8 @@ def check_config(config: BenchConfig, selected: list[str]) -> None:
         raise BenchError(f"unknown allocator mode {config.allocator!r}; known: {known_modes}")
     if config.batch < 1 or config.repeats < 1 or config.warmup < 0:
         raise BenchError("--batch and --repeats must be at least 1, --warmup at least 0")
+    if config.face_steps is not None and config.face_steps < 1:
+        raise BenchError("--face-steps must be at least 1")
     if config.resolution < 4 or config.resolution & (config.resolution - 1):
         raise BenchError(f"--resolution must be a power of two of at least 4, got {config.resolution}")
     if config.weights is None:

@@ -18,7 +18,8 @@ class SearchOptions:
     """Every knob of PULSE's run.py that shapes the latent search, and how it is run.
 
     ``backend`` names how the forward pass runs (eager Paddle, compiled Paddle, or onnxruntime
-    for forward-only scoring: a name in ``pulse_cli.backends``' registry, checked there);
+    for forward-only scoring: a name in ``pulse_cli.backends``' registry, checked there); ``None``
+    means the generator's declared default (``Generator.default_backend``), else the registry's;
     ``starts`` is how many random starting points are scored before
     the search starts from the best; ``early_stop`` ends a search once every image meets eps.
 
@@ -49,7 +50,7 @@ class SearchOptions:
     batch_size: int = 1
     duplicates: int = 1
     early_stop: bool = False
-    backend: str = "dygraph"
+    backend: str | None = None
     starts: int = 1
     strategy: str = "pulse"
 

@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 
 from pulse_cli import plugins
-from pulse_cli.backends import Backend, Scorer, best_start, get_backend
+from pulse_cli.backends import DEFAULT, Backend, Scorer, best_start, get_backend
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.graphs.objective import Objective
 from pulse_cli.options import SearchOptions
@@ -148,12 +148,18 @@ def _noise_variables(
     return noise, trainable
 
 
+def chosen_backend(generator: Generator, options: SearchOptions) -> Backend:
+    """The backend a search of ``generator`` runs on: the one the options name, else the
+    generator's default, else the registry's."""
+    return get_backend(options.backend or generator.default_backend or DEFAULT)
+
+
 def build_objective(generator: Generator, factor: int, options: SearchOptions) -> Objective:
-    """The scoring layer for these options, with loss terms taken from the loss plugins, as
-    ``options.backend`` runs its gradient steps (``Backend.objective``: compiled for ``static``)."""
+    """The scoring layer for these options, with loss terms taken from the loss plugins, as the
+    chosen backend runs its gradient steps (``Backend.objective``: compiled for ``static``)."""
     terms = plugins.available("losses")
     objective = Objective.from_loss_str(generator, factor, options.loss_str, options.eps, terms)
-    return get_backend(options.backend).objective(objective)
+    return chosen_backend(generator, options).objective(objective)
 
 
 def best_of_starts(
@@ -169,7 +175,7 @@ def best_of_starts(
     lowest-loss one."""
     more = [draw() for _ in range(options.starts - 1)]
     candidates = [first, *more]
-    scorer = get_backend(options.backend).scorer(objective)
+    scorer = chosen_backend(generator, options).scorer(objective)
     latent, noise, _ = best_start(
         scorer, candidates, ref_im, lambda candidate: _noise_variables(generator, candidate, options)[0]
     )
@@ -193,8 +199,11 @@ def rescore(
 
 def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
     """``options`` as a search of ``model`` runs them: what they leave to the generator filled in
-    (``latent_layout``: its declared default), so a report records what ran, not ``None``."""
-    return options.with_(latent_layout=options.layout(model.latent_layout.default))
+    (``latent_layout`` and ``backend``: its declared defaults), so a report records what ran, not
+    ``None``."""
+    return options.with_(
+        latent_layout=options.layout(model.latent_layout.default), backend=chosen_backend(model, options).name
+    )
 
 
 def search(
@@ -216,7 +225,7 @@ def search(
     do). ``objective`` replaces the scoring layer ``build_objective`` makes for the options.
     """
     options = resolved_options(model, options or SearchOptions())
-    backend: Backend = get_backend(options.backend)
+    backend = get_backend(options.backend)
     ref_np = np.ascontiguousarray(ref_im, dtype=np.float32)
     factor = _reference_factor(model, ref_np)
     batch = ref_np.shape[0]

@@ -17,10 +17,10 @@ from pulse_cli.search import SearchResult, StepReport, search
 
 def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
     """``options`` as the strategy runs them, what they leave open filled in, so a report records
-    what ran: PULSE's search takes the generator's default layout
-    (``pulse_cli.search.resolved_options``), the faithful one ends in W+ unless told."""
+    what ran: the generator's default backend, and for PULSE's search its default layout
+    (``pulse_cli.search.resolved_options``); the faithful one ends in W+ unless told."""
     if options.strategy == "faithful":
-        return options.with_(latent_layout=options.latent_layout or FaithfulPlan().fine_layout)
+        options = options.with_(latent_layout=options.latent_layout or FaithfulPlan().fine_layout)
     return pulse.resolved_options(model, options)
 
 

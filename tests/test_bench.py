@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import pulse_cli.cli.bench  # noqa: F401  (registers the command)
 from pulse_cli import allocator, threads
-from pulse_cli.backends import CompiledSynthesis, backend_names
+from pulse_cli.backends import DEFAULT, CompiledSynthesis, backend_names
 from pulse_cli.bench import (
     NIQE_SIDE,
     SEARCH_STEPS,
@@ -26,6 +26,7 @@ from pulse_cli.bench import (
     run_bench,
 )
 from pulse_cli.cli.app import app
+from pulse_cli.models.registry import build_generator
 from pulse_cli.niqe import BACKENDS, VARIANTS, niqe
 
 
@@ -103,9 +104,8 @@ def test_a_benchmark_that_cannot_run_is_refused_in_one_line(config, backends, me
 
 
 def test_bench_command_prints_json_rows():
-    result = CliRunner().invoke(
-        app, ["bench", "--backend", "onnx", "--model", "dcgan-digiface", "--repeats", "1", "--json"]
-    )
+    args = ["bench", "--backend", "onnx", "--model", "dcgan-digiface", "--repeats", "1", "--no-face"]
+    result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["config"]["model"] == "dcgan-digiface" and data["config"]["resolution"] == 64
@@ -114,7 +114,7 @@ def test_bench_command_prints_json_rows():
 
 def test_bench_command_prints_a_table_and_says_what_ran_where():
     env = {allocator.ENV_MODE: "default", "COLUMNS": "200"}  # wide enough for every column's title
-    args = ["bench", "--backend", "dygraph", "--model", "dcgan-digiface", "--repeats", "1"]
+    args = ["bench", "--backend", "dygraph", "--model", "dcgan-digiface", "--repeats", "1", "--no-face"]
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     assert "forward ms/img" in result.output and "dygraph: gradient steps: Paddle dygraph" in result.output
@@ -132,6 +132,7 @@ def _threads_expected() -> int:
 
 def test_allocator_both_measures_each_backend_with_default_then_tuned_malloc():
     arguments = ["bench", "--backend", "all", "--model", "dcgan-digiface", "--repeats", "1", "--warmup", "0"]
+    arguments += ["--no-face"]
     result = CliRunner().invoke(app, [*arguments, "--allocator", "both", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
@@ -194,7 +195,7 @@ def test_the_niqe_test_image_is_fixed_by_the_seed_and_scores():
 
 def test_bench_command_times_niqe_on_a_1024_image():
     args = ["bench", "--backend", "onnx", "--model", "dcgan-digiface", "--niqe", "--repeats", "1"]
-    args += ["--warmup", "0"]
+    args += ["--warmup", "0", "--no-face"]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
@@ -211,3 +212,14 @@ def test_mobile_stylegan_is_measured_at_1024_on_random_weights():
     assert row.step is not None and "weights: random" in row.notes
     with pytest.raises(BenchError, match="makes 1024 px images"):
         run_bench(BenchConfig("mobile-stylegan-ffhq", 64), ["dygraph"])
+
+
+def test_bench_command_times_one_face_of_the_demo_photo_end_to_end(mtcnn_cache):
+    args = ["bench", "--backend", "dygraph", "--model", "dcgan-digiface", "--repeats", "1", "--warmup", "0"]
+    result = CliRunner().invoke(app, [*args, "--face-steps", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    face = json.loads(result.output.strip().splitlines()[-1])["face"]
+    assert face["error"] is None and face["steps"] == 2
+    assert face["backend"] == (build_generator("dcgan-digiface", resolution=64).default_backend or DEFAULT)
+    assert 0 < face["search_seconds"] < face["seconds"]
+    assert face["peak_rss_mib"] >= face["rss_before_mib"] > 0

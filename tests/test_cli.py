@@ -20,12 +20,12 @@ from file_modes import run_obeying_file_modes
 from PIL import Image
 from typer.testing import CliRunner
 
+from pulse_cli.backends import DEFAULT
 from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
 from pulse_cli.images import valid_sides
 from pulse_cli.models.mobile_stylegan import DEFAULT_LAYOUT
 from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
-from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FolderLock
 from pulse_cli.upsample.inputs import default_input_size
 from pulse_cli.weights import read_weights
@@ -441,9 +441,10 @@ def test_models_list_and_info_describe_the_generators():
 
 
 @pytest.mark.parametrize(
-    ("name", "layout"), [("mobile-stylegan-ffhq", DEFAULT_LAYOUT), ("stylegan-ffhq", "full")]  # PULSE: W+
+    ("name", "layout", "backend"),
+    [("mobile-stylegan-ffhq", DEFAULT_LAYOUT, "static"), ("stylegan-ffhq", "full", DEFAULT)],  # PULSE: W+
 )
-def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(name, layout):
+def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(name, layout, backend):
     info = invoke("models", "info", name)  # stylegan-ffhq's weights are the user's: none needed here
     assert info.exit_code == 0, info.output
     resolution = get_spec(name).resolution
@@ -452,7 +453,7 @@ def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(nam
     assert f"aligned square faces of {sides};" in info.stdout
     assert f"each searched at {searched}x{searched} unless --input-size" in info.stdout
     assert f"latent layout {layout} unless --latent-layout" in info.stdout
-    assert f"backend {SearchOptions().backend} unless --backend" in info.stdout
+    assert f"backend {backend} unless --backend" in info.stdout
 
 
 def test_models_pull_makes_the_default_model_ready(dcgan_cache):

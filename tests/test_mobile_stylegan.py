@@ -7,12 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 import pytest
 
 from pulse_cli.backends.compiled import CompiledSynthesis
 from pulse_cli.export.bundle import export_model
 from pulse_cli.graphs.generator import Generator
-from pulse_cli.graphs.mobile_stylegan import MobileSynthesis, inverse_haar, shared_style_rows
+from pulse_cli.graphs.mobile_stylegan import (
+    MobileSynthesis,
+    haar_synthesis_kernel,
+    inverse_haar,
+    modulated_conv,
+    shared_style_rows,
+)
 from pulse_cli.models import mobile_stylegan
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.models.openvino_ir import read_ir
@@ -63,7 +70,60 @@ def test_inverse_haar_undoes_the_haar_analysis_of_an_image():
     diag = (x00 - x01 - x10 + x11) / 2
     high = np.stack([rows, cols, diag], axis=2).reshape(2, 9, 4, 4)  # channel c's bands at 3c .. 3c+2
     bands = paddle.to_tensor(np.concatenate([low, high], axis=1))
-    np.testing.assert_allclose(inverse_haar(bands, 4).numpy(), image, atol=1e-6)
+    np.testing.assert_allclose(inverse_haar(bands, haar_synthesis_kernel(3)).numpy(), image, atol=1e-6)
+
+
+def plain_inverse_haar(x: paddle.Tensor) -> paddle.Tensor:
+    """The inverse Haar transform as MobileStyleGAN writes it: ± sums of the bands, interleaved."""
+    channels, size = x.shape[1] // 4, x.shape[2]
+    low = x[:, :channels]
+    high = x[:, channels:].reshape([0, channels, 3, size, size])
+    b0, b1, b2 = high[:, :, 0], high[:, :, 1], high[:, :, 2]
+    cells = [low + b0 + b1 + b2, low + b0 - b1 - b2, low - b0 + b1 - b2, low - b0 - b1 + b2]
+    y = paddle.stack(cells, axis=2).reshape([0, channels, 2, 2, size, size]) * 0.5
+    return y.transpose([0, 1, 4, 2, 5, 3]).reshape([0, channels, 2 * size, 2 * size])
+
+
+def values_and_gradients(run, *arrays: np.ndarray) -> list[np.ndarray]:
+    """``run``'s output on ``arrays`` and the gradients of a fixed random projection of it."""
+    inputs = [paddle.to_tensor(a, stop_gradient=False) for a in arrays]
+    y = run(*inputs)
+    projection = np.random.default_rng(9).standard_normal(y.shape).astype(np.float32)
+    (y * paddle.to_tensor(projection)).sum().backward()
+    return [y.numpy()] + [t.grad.numpy() for t in inputs]
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_modulated_inverse_haar_equals_the_plain_transform_of_the_modulated_bands(batch):
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 12, 5, 5)).astype(np.float32)
+    modulation = rng.standard_normal((batch, 12)).astype(np.float32)
+    kernel = haar_synthesis_kernel(3)
+    got = values_and_gradients(lambda x, m: inverse_haar(x, kernel, m), x, modulation)
+    expected = values_and_gradients(lambda x, m: plain_inverse_haar(x * m.unsqueeze([2, 3])), x, modulation)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize(("out_channels", "groups", "kernel"), [(8, 8, 3), (6, 1, 1), (8, 2, 1)])
+def test_modulated_conv_equals_the_conv_of_the_modulated_input(batch, out_channels, groups, kernel):
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 8, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((out_channels, 8 // groups, kernel, kernel)).astype(np.float32)
+    modulation = rng.standard_normal((batch, 8)).astype(np.float32)
+    padding = kernel // 2
+
+    def plain(x, w, m):
+        return F.conv2d(x * m.unsqueeze([2, 3]), w, padding=padding, groups=groups)
+
+    def folded(x, w, m):
+        return modulated_conv(x, w, m, groups, padding)
+
+    got = values_and_gradients(folded, x, weight, modulation)
+    expected = values_and_gradients(plain, x, weight, modulation)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
 
 
 def test_shared_style_rows_pair_each_blocks_upsampling_with_its_first_conv():
@@ -138,6 +198,8 @@ def small_generator() -> Generator:
 
 def test_compiled_synthesis_trains_with_the_dygraph_gradients():
     synthesis = small_generator().synthesis
+    for parameter in synthesis.parameters():  # as a search has them: what oneDNN's backward is declared for
+        parameter.stop_gradient = True
     latent_np = np.random.default_rng(3).standard_normal((2, synthesis.num_layers, 512)).astype(np.float32)
 
     def gradient(run) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Compiled custom ops (``pulse_cli.graphs.op``): Paddle's values and gradients, in eager and
-static graphs, and Paddle's own op wherever the compiled one cannot be had."""
+static graphs, and Paddle's own ops wherever the compiled ones cannot be had."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
 from pulse_cli.graphs.op import instance_norm as op
+from pulse_cli.graphs.op import library
+from pulse_cli.graphs.op import noise_bias_leaky_relu as epilogue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,19 +37,32 @@ def _values_and_gradients(norm, tensors: list[paddle.Tensor], upstream: paddle.T
     return [out.numpy(), *[tensor.grad.numpy() for tensor in tensors]]
 
 
+def _assert_same(
+    run, reference, tensors: list[paddle.Tensor], names: list[str], rtol: float, atol: float
+) -> None:
+    """``run`` gives ``reference``'s output and gradients (of a fixed random projection) for
+    ``tensors``; ``atol`` relative to each expected array's largest magnitude."""
+    upstream = np.random.default_rng(1).standard_normal(tensors[0].shape).astype(np.float32)
+    got = _values_and_gradients(run, tensors, paddle.to_tensor(upstream))
+    expected = _values_and_gradients(reference, tensors, paddle.to_tensor(upstream))
+    for name, a, b in zip(names, got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * np.abs(b).max(), err_msg=name)
+
+
 def _paddle_instance_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
     return F.instance_norm(x, weight=weight, bias=bias, eps=op.EPS)
 
 
-def compiled_or_skip():
-    """The compiled op. Without a C++ compiler Paddle's op is used, and the tests of the compiled
-    one skip; for any other reason it is missing (a failed build) they skip outside CI only."""
-    built = op.compiled()
+def compiled_or_skip(name: str = op.NAME):
+    """The compiled op ``name``. Without a C++ compiler Paddle's op is used, and the tests of the
+    compiled one skip; for any other reason it is missing (a failed build) they skip outside CI
+    only."""
+    built = library.op(name)
     if built is not None:
         return built
-    if op.compiler() is None:
-        pytest.skip(f"{op.why_not_compiled()}: Paddle's op is used")
-    skip_outside_ci(f"no compiled op: {op.why_not_compiled()}")
+    if library.compiler() is None:
+        pytest.skip(f"{library.why_not_compiled(name)}: Paddle's op is used")
+    skip_outside_ci(f"no compiled op: {library.why_not_compiled(name)}")
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +72,11 @@ def compiled_op():
 
 def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_compiler_skips(monkeypatch):
     monkeypatch.delenv(op.ENV_SWITCH, raising=False)
-    monkeypatch.setattr(op, "compiler", lambda: "/usr/bin/c++")
+    monkeypatch.setattr(library, "compiler", lambda: "/usr/bin/c++")
     failed = "the build failed: error: expected ';'"
-    monkeypatch.setattr(op, "_built", lambda: (None, failed))
+    monkeypatch.setattr(library, "_built", lambda: (None, failed))
     assert_fails_in_ci_and_skips_outside(monkeypatch, compiled_or_skip, failed)
-    monkeypatch.setattr(op, "compiler", lambda: None)
+    monkeypatch.setattr(library, "compiler", lambda: None)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.skip.Exception):
         compiled_or_skip()
@@ -69,7 +84,8 @@ def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_com
 
 WHY_NOT = """
 from pulse_cli.graphs.op import instance_norm as op
-print(op.compiled() is None, op.why_not_compiled())
+from pulse_cli.graphs.op import library
+print(op.compiled() is None, library.why_not_compiled(op.NAME))
 """
 
 
@@ -86,22 +102,14 @@ def test_a_compiler_that_fails_is_told_apart_from_a_missing_one(tmp_path, cxx, w
 
 @pytest.mark.parametrize("shape", [(1, 5, 4, 4), (1, 3, 37, 29), (1, 16, 128, 128)])
 def test_compiled_instance_norm_gives_paddles_values_and_gradients(compiled_op, shape):
-    tensors = _planes(0, shape)
-    upstream = paddle.to_tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
-    got = _values_and_gradients(op.instance_norm, tensors, upstream)
-    expected = _values_and_gradients(_paddle_instance_norm, tensors, upstream)
-    for name, a, b in zip(["output", "d x", "d weight", "d bias"], got, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max(), err_msg=name)
+    names = ["output", "d x", "d weight", "d bias"]
+    _assert_same(op.instance_norm, _paddle_instance_norm, _planes(0, shape), names, rtol=1e-4, atol=1e-4)
 
 
 def test_compiled_instance_norm_runs_in_a_static_graph_with_its_gradients(compiled_op):
-    tensors = _planes(2, (1, 6, 24, 24))
-    upstream = paddle.to_tensor(np.random.default_rng(3).standard_normal((1, 6, 24, 24)).astype(np.float32))
     static = paddle.jit.to_static(op.instance_norm, full_graph=True)
-    got = _values_and_gradients(static, tensors, upstream)
-    expected = _values_and_gradients(op.instance_norm, tensors, upstream)
-    for a, b in zip(got, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    names = ["output", "d x", "d weight", "d bias"]
+    _assert_same(static, op.instance_norm, _planes(2, (1, 6, 24, 24)), names, rtol=1e-5, atol=1e-6)
 
 
 def test_paddles_instance_norm_is_used_when_compiled_ops_are_turned_off(monkeypatch):
@@ -149,3 +157,47 @@ def test_compiled_instance_norm_refuses_a_weight_without_one_value_per_plane(com
     x, weight, bias = _planes(4, (2, 3, 8, 8))  # 6 planes, 3 weights: the kernel would read past them
     with pytest.raises(OSError, match="one value per plane"):  # how Paddle raises a PD_CHECK
         compiled_op(x, weight, bias, op.EPS, 1)
+
+
+def _epilogue_inputs(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
+    rng = np.random.default_rng(seed)
+    n, c, h, w = shape
+    arrays = [rng.standard_normal(dims) for dims in (shape, (n, 1, h, w), (1, c, 1, 1))]
+    return [paddle.to_tensor(a.astype(np.float32), stop_gradient=False) for a in arrays]
+
+
+def _paddle_epilogue(x: paddle.Tensor, noise: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    return F.leaky_relu(x + noise + bias, epilogue.SLOPE)
+
+
+@pytest.fixture(scope="module")
+def compiled_epilogue():
+    return compiled_or_skip(epilogue.NAME)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4, 4), (2, 3, 37, 29), (1, 16, 128, 128)])
+def test_compiled_noise_bias_leaky_relu_gives_paddles_values_and_gradients(compiled_epilogue, shape):
+    tensors = _epilogue_inputs(6, shape)
+    assert epilogue.fused(tensors[0], tensors[1])
+    names = ["output", "d x", "d noise", "d bias"]
+    _assert_same(epilogue.noise_bias_leaky_relu, _paddle_epilogue, tensors, names, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_noise_bias_leaky_relu_runs_in_a_static_graph_with_its_gradients(compiled_epilogue):
+    static = paddle.jit.to_static(epilogue.noise_bias_leaky_relu, full_graph=True)
+    tensors = _epilogue_inputs(8, (2, 6, 24, 24))
+    names = ["output", "d x", "d noise", "d bias"]
+    _assert_same(static, epilogue.noise_bias_leaky_relu, tensors, names, rtol=1e-6, atol=1e-6)
+
+
+def test_the_epilogue_is_left_to_paddles_ops_where_the_compiled_one_cannot_run(monkeypatch):
+    x, noise, _ = _epilogue_inputs(10, (2, 3, 8, 8))
+    assert not epilogue.fused(x, noise[:1])  # one noise map for a batch of two: a broadcast
+    monkeypatch.setenv(library.ENV_SWITCH, "0")
+    assert not epilogue.fused(x, noise)
+
+
+def test_compiled_noise_bias_leaky_relu_refuses_a_bias_without_one_value_per_channel(compiled_epilogue):
+    x, noise, bias = _epilogue_inputs(11, (1, 4, 8, 8))
+    with pytest.raises(OSError, match="one bias value per channel"):  # how Paddle raises a PD_CHECK
+        compiled_epilogue(x, noise, bias[:, :2], epilogue.SLOPE, 1)

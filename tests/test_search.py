@@ -8,9 +8,10 @@ import numpy as np
 import paddle
 import pytest
 
+from pulse_cli.backends import DEFAULT
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
-from pulse_cli.search import SearchError, build_objective, draw_start, search
+from pulse_cli.search import SearchError, build_objective, chosen_backend, draw_start, search
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -177,3 +178,13 @@ def test_a_repeated_loss_term_is_logged_once_per_step(small_random_stylegan, two
     np.testing.assert_allclose(
         result.log["TOTAL"], 101 * result.log["L2"] + 0.05 * result.log["GEOCROSS"], rtol=1e-5
     )
+
+
+def test_a_search_runs_on_the_backend_asked_for_else_the_generators_default_else_the_registrys(
+    small_random_stylegan,
+):
+    declared = small_random_stylegan.with_synthesis(small_random_stylegan.synthesis)
+    declared.default_backend = "static"
+    assert chosen_backend(declared, SearchOptions()).name == "static"
+    assert chosen_backend(declared, SearchOptions(backend="onnx")).name == "onnx"
+    assert chosen_backend(small_random_stylegan, SearchOptions()).name == DEFAULT

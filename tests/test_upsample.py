@@ -12,6 +12,8 @@ import paddle.nn.functional as F
 import pytest
 from PIL import Image
 
+from pulse_cli.backends import DEFAULT
+from pulse_cli.backends.builtin import DygraphBackend
 from pulse_cli.graphs.generator import Generator, LatentLayout
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
@@ -210,7 +212,8 @@ def test_report_records_the_layout_searched_when_the_generators_default_was_used
     assert OPTIONS.latent_layout is None and searched == generator.latent_layout.default
     assert saved["options"]["latent_layout"] == searched == report.options["latent_layout"]
     assert by_name(saved)["a"]["options"]["latent_layout"] == searched
-    assert saved["options"]["backend"] == by_name(saved)["a"]["options"]["backend"] == OPTIONS.backend
+    # the toy generator declares no backend: the registry's default ran
+    assert saved["options"]["backend"] == by_name(saved)["a"]["options"]["backend"] == DEFAULT
 
 
 def test_seeded_outputs_do_not_depend_on_resume_or_sharding(tmp_path):
@@ -426,3 +429,21 @@ def test_onnx_backend_report_holds_onnxruntime_scores_and_latents_that_remake_ea
         written = np.asarray(Image.open(out / record["output"]), np.float32) / 255
         remade = np.clip(image.numpy()[0].transpose(1, 2, 0), 0, 1)
         np.testing.assert_allclose(remade, written, atol=0.5 / 255 + 1e-5)  # 8-bit rounding
+
+
+def test_a_job_records_the_backend_it_ran_on_and_notes_a_first_use_cost_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(DygraphBackend, "first_use", "compiles on first use", raising=False)
+
+    class Notes(Listener):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    listener = Notes()
+    inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
+    options = OPTIONS.with_(batch_size=1)
+    report = upsample_folder(toy_generator(), inputs, tmp_path / "out", options, listener=listener)
+    assert report.options["backend"] == DEFAULT  # the toy declares no default backend
+    assert listener.notes == [f"backend {DEFAULT}: compiles on first use"]

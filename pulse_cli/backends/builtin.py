@@ -45,6 +45,7 @@ class StaticBackend(DygraphBackend):
 
     name: str = "static"
     description: str = "Paddle to_static (oneDNN on CPU) for the synthesis network"
+    first_use: str = "the first search step also compiles the synthesis network (to_static, oneDNN kernels)"
 
     def objective(self, objective: Objective) -> Objective:
         return compiled_objective(objective)

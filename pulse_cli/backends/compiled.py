@@ -51,7 +51,7 @@ class CompiledSynthesis(nn.Layer):
     kernels are slow (a broadcast multiply or add) or wrong (a broadcast subtraction), so the
     backward uses oneDNN only when ``onednn_backward`` says the network is written for it (its
     generator's declared ``Capabilities.onednn_backward``, as StyleGAN's: 1024 px, batch 1, 6.6 s
-    a step against 9.8 s in dygraph). A network that oneDNN refuses to train
+    a step against 9.8 s in dygraph) and its parameters are frozen. A network that oneDNN refuses to train
     (``conv2d_transpose`` is inference-only there) is compiled without it.
     """
 
@@ -83,6 +83,11 @@ class CompiledSynthesis(nn.Layer):
         finally:
             _set_onednn(previous)
 
+    def _frozen(self) -> bool:
+        """Whether no parameter takes a gradient, as in a search: what ``onednn_backward`` is
+        declared for (oneDNN's reduction for a broadcast bias's gradient aborts the process)."""
+        return all(parameter.stop_gradient for parameter in self.program.parameters())
+
     def forward(self, latent_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
         try:
             image = self._run(latent_in, noise)
@@ -97,7 +102,7 @@ class CompiledSynthesis(nn.Layer):
             image = self._run(latent_in, noise)
         first_input = next((x for x in [latent_in, *noise] if not x.stop_gradient), None)
         if first_input is not None:
-            backward = self.use_onednn and self.onednn_backward
+            backward = self.use_onednn and self.onednn_backward and self._frozen()
             previous = _onednn_flag()
             image.register_hook(lambda grad: (_set_onednn(backward), grad)[1])
             first_input.register_hook(lambda grad: (_set_onednn(previous), grad)[1])

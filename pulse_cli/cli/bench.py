@@ -58,6 +58,16 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    face: Annotated[
+        bool,
+        typer.Option(
+            help="Also time one face of the demo photo end to end (detection, alignment, the search "
+            "with the default settings and backend, paste-back).",
+        ),
+    ] = True,
+    face_steps: Annotated[
+        int | None, typer.Option(help="The face's search steps.", show_default="the search's default")
+    ] = None,
     niqe: Annotated[
         bool, typer.Option("--niqe", help="Also time NIQE (each variant and backend) on a 1024x1024 image.")
     ] = False,
@@ -76,12 +86,17 @@ def bench(
     --allocator both measures each backend with glibc's default malloc, then
     tuned.
 
+    Then one face of the demo photo goes through what `pulse upsample`
+    does with a photo, in a process of its own: seconds from the photo to
+    the pasted-back face (the search's share, first-use compiling
+    included, beside it) and peak RSS; --no-face leaves it out.
+
     With --niqe, a second table times NIQE (matlab and paddle-pulse, numpy
     and onnx) on a fixed 1024x1024 image.
 
     Example: pulse bench --backend all --model stylegan-ffhq --resolution 1024 --repeats 3
     """
-    from pulse_cli.bench import NIQE_SIDE, BenchConfig, BenchError, measure_niqe, run_bench
+    from pulse_cli.bench import NIQE_SIDE, BenchConfig, BenchError, measure_niqe, run_bench, run_face
 
     selected = list(backend_names()) if backend.value == ALL else [backend.value]
     if resolution is None:
@@ -91,10 +106,12 @@ def bench(
             fail(str(exc))
     mode = allocator.value if allocator is not None else allocator_modes.requested_mode()
     config = BenchConfig(
-        model, resolution, batch, repeats, warmup, weights, device=device and str(device), allocator=mode
-    )
+        model, resolution, batch, repeats, warmup, weights, device=device and str(device), allocator=mode,
+        face_steps=face_steps,
+    )  # fmt: skip
     try:
         rows = run_bench(config, selected)
+        face_row = run_face(config) if face else None
         niqe_rows = measure_niqe(config) if niqe else []
     except BenchError as exc:
         fail(str(exc))
@@ -103,19 +120,44 @@ def bench(
     if as_json:
         data = {"config": {**vars(config), "weights": str(weights) if weights else None}}
         data["rows"] = [row.to_dict() for row in rows]
+        if face_row is not None:
+            data["face"] = face_row.to_dict()
         if niqe:
             data["niqe"] = {"side": NIQE_SIDE, "rows": [row.to_dict() for row in niqe_rows]}
         typer.echo(json.dumps(data))
     else:
         runs = f"median [min–max] of {repeats} runs"
         print_table(rows, f"{model} {resolution}x{resolution}, batch {batch}: {runs}")
+        if face_row is not None:
+            print_face_table(face_row, f"{model}: one face of the demo photo, end to end (one run)")
         if niqe:
             print_niqe_table(niqe_rows, f"NIQE of one {NIQE_SIDE}x{NIQE_SIDE} image: {runs}")
     failed = [(row.backend, row.error) for row in rows if row.error]
+    failed += [("face", face_row.error)] if face_row is not None and face_row.error else []
     failed += [(f"NIQE {row.variant} {row.backend}", row.error) for row in niqe_rows if row.error]
     for what, error in failed:
         error_line(f"{what}: {error}")
     raise typer.Exit(1 if failed else 0)
+
+
+def print_face_table(row, title: str) -> None:
+    """The face's row as a rich table: seconds a face, the search's share, peak RSS."""
+    columns = ("backend", "malloc", "threads", "steps", "s/face", "search s", "peak RSS MiB")
+    table = Table(*columns, title=escape(title))
+    if row.error:
+        table.add_row("—", row.allocator or "—", "—", "—", "[red]failed[/]", "—", "—")
+    else:
+        cells = (
+            row.backend, row.allocator, str(row.threads), str(row.steps), f"{row.seconds:.1f}",
+            f"{row.search_seconds:.1f}", _rss(row),
+        )  # fmt: skip
+        table.add_row(*map(escape, cells))
+    out.print(table)
+    out.print(
+        "s/face: from the photo to the pasted-back face (MTCNN detection, FFHQ alignment, the search "
+        "with the default settings, paste-back, writing the files); search s: the search alone, "
+        "first-use compiling included"
+    )
 
 
 def print_niqe_table(rows, title: str) -> None:

@@ -116,6 +116,9 @@ class ProgressListener(Listener):
         pasted = f"{output}: {len(names)} face(s) pasted back ({', '.join(names)})"
         self.progress.console.print(escape(pasted))
 
+    def note(self, text: str) -> None:
+        self.progress.console.print(f"[dim]note: {escape(text)}[/]")
+
 
 def make_progress() -> Progress:
     return Progress(

@@ -54,7 +54,6 @@ def _option(panel: str, help: str, *names: str, **extra: Any) -> Any:
 
 DEFAULT_NOISE_TYPE = NoiseType(DEFAULTS.noise_type)
 DEFAULT_LR_SCHEDULE = LrSchedule(DEFAULTS.lr_schedule)
-DEFAULT_BACKEND = BackendChoice(DEFAULTS.backend)
 DEFAULT_STRATEGY = Strategy(DEFAULTS.strategy)
 SHARD_HELP = (
     "Process only slice K (from 0) of N of the sorted inputs, e.g. 0/4 (default: from "
@@ -70,7 +69,10 @@ def upsample(
     weights: Annotated[Path | None, _option(MODEL, "Weights file or folder for the model.")] = None,
     gaussian_fit: Annotated[Path | None, _option(MODEL, "StyleGAN gaussian fit (gaussian_fit.pt).")] = None,
     device: Annotated[Device | None, device_option("Device (default: Paddle's, GPU if any):", MODEL)] = None,
-    backend: Annotated[BackendChoice, _option(MODEL, "How the forward pass runs.")] = DEFAULT_BACKEND,
+    backend: Annotated[
+        BackendChoice | None,
+        _option(MODEL, "How the forward pass runs.", show_default="the model's default"),
+    ] = None,
     strategy: Annotated[
         Strategy,
         _option(SEARCH, "pulse: the paper's search; faithful: the same step in stages, tiled then W+ with "
@@ -185,7 +187,7 @@ def upsample(
             latent_layout=latent_layout.value if latent_layout else None,
             bad_noise_layers=bad_noise_layers, opt_name=opt_name, learning_rate=learning_rate, steps=steps,
             lr_schedule=lr_schedule.value, save_intermediate=save_intermediate, batch_size=batch_size,
-            duplicates=duplicates, early_stop=early_stop, backend=backend.value, starts=starts,
+            duplicates=duplicates, early_stop=early_stop, backend=backend and backend.value, starts=starts,
             strategy=strategy.value,
         )
         if aligned and detect:

@@ -33,8 +33,9 @@ class GaussianFit:
 class Capabilities:
     """What a backend may assume of a generator's synthesis network, declared by its spec.
 
-    ``onednn_backward``: its gradients are right under oneDNN's backward kernels (and faster:
-    the ``static`` backend trains through them); otherwise only the forward uses oneDNN.
+    ``onednn_backward``: its gradients for the latent and noise, with its parameters frozen as a
+    search has them, are right under oneDNN's backward kernels (and faster: the ``static``
+    backend trains through them); otherwise only the forward uses oneDNN.
     ``any_batch``: its exported graphs run with any batch size; otherwise they are run one image
     at a time (the export's parity checks, the ``onnx`` backend's scoring).
     """
@@ -107,7 +108,9 @@ class Generator(nn.Layer):
     the synthesis input (``IdentityLatentMap`` when not given; ``GaussianLatentMap`` is PULSE's).
     ``latent_radius``, when given, is the radius the starting latent vectors are put on
     (otherwise they keep the radius they are drawn with). ``capabilities`` are what backends may
-    assume of the synthesis network; ``latent_layout`` which searched vectors feed which rows.
+    assume of the synthesis network; ``latent_layout`` which searched vectors feed which rows;
+    ``default_backend`` the backend a search runs on when none is asked for, chosen by measuring
+    this generator (``pulse bench``; None: the backend registry's default).
     ``mapping``, when the model has one, is its own mapping network z [B, D] → w [B, D] (one
     synthesis row): what faces are drawn from its prior with (``pulse demo``); the search never
     runs it.
@@ -127,6 +130,7 @@ class Generator(nn.Layer):
         latent_radius: float | None = None,
         capabilities: Capabilities = Capabilities(),
         latent_layout: LatentLayout = LatentLayout(),
+        default_backend: str | None = None,
         mapping: nn.Layer | None = None,
         source: str = "",
     ) -> None:
@@ -141,6 +145,7 @@ class Generator(nn.Layer):
         self.latent_radius = latent_radius
         self.capabilities = capabilities
         self.latent_layout = latent_layout
+        self.default_backend = default_backend
         self.mapping = mapping
         self.source = source
         self.default_noise = None
@@ -214,6 +219,7 @@ class Generator(nn.Layer):
             latent_radius=self.latent_radius,
             capabilities=self.capabilities,
             latent_layout=self.latent_layout,
+            default_backend=self.default_backend,
             mapping=self.mapping,
             source=self.source,
         )

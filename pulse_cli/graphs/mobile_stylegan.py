@@ -18,6 +18,12 @@ it is folded into the pointwise (or full) conv weight here, as in the published 
 noise maps, likewise, are stored already multiplied by their layer's noise strength: the
 ``noise`` buffers are the published maps, and noise given at run time is added as it is.
 
+The graph is written to train through oneDNN's backward under ``to_static`` (DEVELOPERS.md, "CPU
+speed", issue 20): each modulation is folded into its conv's weights (``modulated_conv``), the
+inverse Haar transform is a fixed grouped conv (``inverse_haar``), and each styled conv's noise,
+bias and leaky ReLU are one compiled op between plain-layout reshapes (``epilogue``). The values are
+the published network's; the tests compare each form with the plain one, values and gradients.
+
 Each of the 23 modulations reads its own row of ``latent_in`` [B, 23, 512], in the order in which
 they reach the image: row 0 the 4×4 conv; rows 1 + 3k, 2 + 3k, 3 + 3k block k's upsampling, conv1
 and conv2; row 22 the to-image conv. The original network feeds one style to a block's upsampling
@@ -33,6 +39,7 @@ import paddle.nn.functional as F
 from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
+from pulse_cli.graphs.op.noise_bias_leaky_relu import fused, noise_bias_leaky_relu
 from pulse_cli.graphs.stylegan import leaky_relu
 
 STYLE_DIM = 512
@@ -46,30 +53,100 @@ def _normal(shape: list[int], std: float = 1.0) -> paddle.Tensor:
     return paddle.create_parameter(shape, "float32", default_initializer=Normal(std=std))
 
 
-def inverse_haar(x: paddle.Tensor, size: int) -> paddle.Tensor:
-    """The inverse Haar (db1) wavelet transform: ``x`` [B, 4C, h, w] holds the low band of C
-    channels, then their three high bands (channel c's at 3c, 3c+1, 3c+2 of the rest), as
-    MobileStyleGAN lays them out; the result is [B, C, 2h, 2w] with h = w = ``size``.
+def modulated_conv(
+    x: paddle.Tensor, weight: paddle.Tensor, modulation: paddle.Tensor, groups: int = 1, padding: int = 0
+) -> paddle.Tensor:
+    """``F.conv2d(x · modulation, weight, groups=groups)`` for a per-sample, per-input-channel
+    ``modulation`` [B, C], with the modulation folded into the weight as StyleGAN2's official code
+    does: a batch of B is one conv of B·``groups`` groups over the batch folded into the channels.
+
+    Why: the full-size multiply's gradient for the modulation is a reduction over the image, which
+    oneDNN's backward runs with its reference kernel in the blocked layout (3 s for one 64×512²
+    multiply at 1024 px); scaling the weight costs a few thousand multiplies. A graph built for any
+    batch (an export) multiplies the input instead: a conv's group count must be a number there.
+    """
+    batch = x.shape[0]
+    if not isinstance(batch, int) or math.prod(weight.shape) >= math.prod(x.shape[1:]):
+        # where the weight outweighs the input (the 512→512 3×3 conv at 4×4), scaling the weight
+        # would cost more than the input's multiply, whose 6-D form oneDNN runs with its
+        # reference kernel (134 ms at 1024 px)
+        return F.conv2d(x * modulation.unsqueeze([2, 3]), weight, padding=padding, groups=groups)
+    out_channels, group_in = weight.shape[0], weight.shape[1]
+    kernel = list(weight.shape[2:])
+    grouped = weight.reshape([1, groups, out_channels // groups, group_in, *kernel])
+    scale = modulation.reshape([batch, groups, 1, group_in, 1, 1])
+    weight = (grouped * scale).reshape([batch * out_channels, group_in, *kernel])
+    if batch == 1:  # no reshapes: in oneDNN's blocked layout each would be a full-size reorder
+        return F.conv2d(x, weight, padding=padding, groups=groups)
+    y = F.conv2d(x.reshape([1, -1, *x.shape[2:]]), weight, padding=padding, groups=batch * groups)
+    return y.reshape([batch, out_channels, *y.shape[2:]])
+
+
+def plain_layout(x: paddle.Tensor) -> paddle.Tensor:
+    """``x`` as it is, but under ``to_static`` + oneDNN in Paddle's plain layout, forward and
+    backward (a shape-preserving reshape: oneDNN's reshape and its gradient write plain layout).
+
+    Why, around a styled conv's epilogue: a compiled custom op is handed oneDNN's memory as it is,
+    without a reorder, so it must be plain both ways (else its values and gradients are wrong).
+    Paddle's ops would take it, but oneDNN's conv forward writes channels-last (``acdb``), every
+    full-size tensor the forward program keeps for its backward is reordered to plain layout where
+    the two programs meet (9 reorders of 64×512² at 1024 px, 21 ms each), and the gradient comes
+    back from the next conv in oneDNN's blocked layout, against plain data, for which oneDNN runs
+    its reference eltwise backward (0.55 s at 64×512², against 10 ms in plain layout)."""
+    return x.reshape(x.shape) if isinstance(x.shape[0], int) else x
+
+
+def epilogue(x: paddle.Tensor, noise: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    """A styled conv's noise, bias and leaky ReLU 0.2: the compiled op where it runs
+    (``graphs/op/noise_bias_leaky_relu``), else Paddle's ops in plain layout (``plain_layout``)."""
+    if fused(x, noise):
+        return plain_layout(noise_bias_leaky_relu(plain_layout(x), noise, bias))
+    return plain_layout(leaky_relu(plain_layout(x) + noise + bias))
+
+
+def haar_synthesis_kernel(channels: int) -> paddle.Tensor:
+    """The inverse Haar transform of ``channels`` channels as grouped 1×1 conv weights
+    [4·channels, 4, 1, 1]: group c reads ``haar_groups``' (low, high 0, high 1, high 2) of channel c
+    and writes the four pixels of each 2×2 output cell, in the order ``pixel_shuffle`` places them
+    (row parity a, column parity b at 2a + b): 0.5·(low + s_a·h0 + s_b·h1 + s_a·s_b·h2), s = (1, -1)."""
+    signs = (1.0, -1.0)
+    cell = [[0.5, 0.5 * sa, 0.5 * sb, 0.5 * sa * sb] for sa in signs for sb in signs]
+    kernel = paddle.to_tensor(cell, dtype="float32").reshape([1, HAAR_BANDS, HAAR_BANDS])
+    return kernel.tile([channels, 1, 1]).reshape([channels * HAAR_BANDS, HAAR_BANDS, 1, 1])
+
+
+def haar_groups(x: paddle.Tensor) -> paddle.Tensor:
+    """MobileStyleGAN's band layout [B, 4C, …] (the low bands of C channels, then their three high
+    bands, channel c's at 3c, 3c+1, 3c+2 of the rest) regrouped per channel: (low, h0, h1, h2) of
+    channel 0, then of channel 1, …: the groups of ``haar_synthesis_kernel``'s conv."""
+    channels = x.shape[1] // HAAR_BANDS
+    rest = list(x.shape[2:])
+    low = x[:, :channels].unsqueeze(2)
+    high = x[:, channels:].reshape([0, channels, HAAR_BANDS - 1, *rest])
+    return paddle.concat([low, high], axis=2).reshape([0, channels * HAAR_BANDS, *rest])
+
+
+def inverse_haar(
+    x: paddle.Tensor, kernel: paddle.Tensor, modulation: paddle.Tensor | None = None
+) -> paddle.Tensor:
+    """The inverse Haar (db1) wavelet transform of ``x`` [B, 4C, h, w] (MobileStyleGAN's band
+    layout, see ``haar_groups``), its channels first scaled by ``modulation`` [B, 4C] when given:
+    [B, C, 2h, 2w]. ``kernel`` is ``haar_synthesis_kernel(C)``.
 
     The synthesis filters are [1, 1]/√2 and [1, -1]/√2 of stride 2, so each output pixel of a 2×2
-    cell is half a ± sum of the four bands: no convolution, an interleave.
+    cell is half a ± sum of the four bands: a grouped 1×1 conv on the regrouped bands, then
+    ``pixel_shuffle``. A conv rather than adds and subtractions: under ``to_static`` oneDNN's
+    ``subtract_grad`` gives the subtrahend the wrong sign (DEVELOPERS.md).
     """
     channels = x.shape[1] // HAAR_BANDS
-    low = x[:, :channels]
-    high = x[:, channels:].reshape([0, channels, 3, size, size])
-    b0, b1, b2 = high[:, :, 0], high[:, :, 1], high[:, :, 2]
-    cells = [  # output (row parity a, column parity b): 0.5·(low + s_a·b0 + s_b·b1 + s_a·s_b·b2), s = (1, -1)
-        low + b0 + b1 + b2,
-        low + b0 - b1 - b2,
-        low - b0 + b1 - b2,
-        low - b0 - b1 + b2,
-    ]
-    y = paddle.stack(cells, axis=2).reshape([0, channels, 2, 2, size, size]) * 0.5
-    return y.transpose([0, 1, 4, 2, 5, 3]).reshape([0, channels, 2 * size, 2 * size])
+    bands = haar_groups(x)
+    if modulation is None:
+        return F.pixel_shuffle(F.conv2d(bands, kernel, groups=channels), 2)
+    return F.pixel_shuffle(modulated_conv(bands, kernel, haar_groups(modulation), groups=channels), 2)
 
 
 class Modulation(nn.Layer):
-    """Style to per-channel scale: ``(style · weightᵀ + bias) · scale``, [B, 512] → [B, C, 1, 1]."""
+    """Style to per-channel scale: ``(style · weightᵀ + bias) · scale``, [B, 512] → [B, C]."""
 
     def __init__(self, channels: int, scale: float = 1.0, style_dim: int = STYLE_DIM) -> None:
         super().__init__()
@@ -82,7 +159,7 @@ class Modulation(nn.Layer):
     def forward(self, style: paddle.Tensor) -> paddle.Tensor:
         # einsum rather than matmul: the oneDNN matmul backward crashes when the weight needs no gradient
         modulation = paddle.einsum("bi,oi->bo", style, self.weight) + self.bias
-        return (modulation * self.scale).unsqueeze([2, 3])
+        return modulation * self.scale
 
 
 class StyledConv(nn.Layer):
@@ -103,24 +180,25 @@ class StyledConv(nn.Layer):
         )
 
     def forward(self, x: paddle.Tensor, style: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
-        x = x * self.modulation(style)
+        modulation = self.modulation(style)
         if self.depthwise:
-            x = F.conv2d(F.conv2d(x, self.weight_dw, padding=1, groups=x.shape[1]), self.weight_pw)
+            x = modulated_conv(x, self.weight_dw, modulation, groups=x.shape[1], padding=1)
+            x = F.conv2d(x, self.weight_pw)
         else:
-            x = F.conv2d(x, self.weight, padding=1)
-        return leaky_relu(x + noise + self.bias)
+            x = modulated_conv(x, self.weight, modulation, padding=1)
+        return epilogue(x, noise, self.bias)
 
 
 class WaveletUpsample(nn.Layer):
     """Modulate the channels (no 1/√fan_in scale), read them as Haar bands, inverse-transform: ×2."""
 
-    def __init__(self, in_channels: int, resolution: int) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.resolution = resolution  # of the input
         self.modulation = Modulation(in_channels)
+        self.register_buffer("haar", haar_synthesis_kernel(in_channels // HAAR_BANDS), persistable=False)
 
     def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
-        return inverse_haar(x * self.modulation(style), self.resolution)
+        return inverse_haar(x, self.haar, self.modulation(style))
 
 
 class SynthesisBlock(nn.Layer):
@@ -128,7 +206,7 @@ class SynthesisBlock(nn.Layer):
 
     def __init__(self, in_channels: int, out_channels: int, resolution: int) -> None:
         super().__init__()
-        self.up = WaveletUpsample(in_channels, resolution // 2)
+        self.up = WaveletUpsample(in_channels)
         self.conv1 = StyledConv(in_channels // HAAR_BANDS, out_channels, resolution)
         self.conv2 = StyledConv(out_channels, out_channels, resolution)
 
@@ -141,18 +219,18 @@ class SynthesisBlock(nn.Layer):
 class ToImage(nn.Layer):
     """Modulated 1×1 conv to the 12 Haar bands of RGB, bias, inverse Haar: the image at 2× size."""
 
-    def __init__(self, in_channels: int, resolution: int) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.resolution = resolution  # of the input
         self.modulation = Modulation(in_channels, scale=1 / math.sqrt(in_channels))
         self.weight = _normal([IMAGE_BANDS, in_channels, 1, 1])
         self.bias = paddle.create_parameter(
             [1, IMAGE_BANDS, 1, 1], "float32", default_initializer=Constant(0.0)
         )
+        self.register_buffer("haar", haar_synthesis_kernel(IMAGE_BANDS // HAAR_BANDS), persistable=False)
 
     def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
-        bands = F.conv2d(x * self.modulation(style), self.weight) + self.bias
-        return inverse_haar(bands, self.resolution)
+        bands = modulated_conv(x, self.weight, self.modulation(style)) + self.bias
+        return inverse_haar(bands, self.haar)
 
 
 class MobileSynthesis(nn.Layer):
@@ -176,7 +254,7 @@ class MobileSynthesis(nn.Layer):
             SynthesisBlock(c_in, c_out, 2 ** (k + 3))
             for k, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True))
         )
-        self.to_img = ToImage(channels[-1], self.resolution // 2)
+        self.to_img = ToImage(channels[-1])
         self.noise_resolutions = (4,) + tuple(2 ** (k // 2 + 3) for k in range(2 * len(self.blocks)))
 
     def styled_convs(self) -> list[StyledConv]:

@@ -52,6 +52,7 @@ LRELU_SLOPE = 0.2
 # 1e5 mapping samples: 26 s on 2 cores, and within 0.004 per dimension of 1e6 samples (400 s): README
 FIT_SAMPLES = 100_000
 DEFAULT_LAYOUT = "tiled"  # measured: tools/latent_layout_study.py, README "Latent layouts"
+DEFAULT_BACKEND = "static"  # measured: pulse bench, DEVELOPERS.md "CPU speed" (issue 20)
 MAPPING_GAIN = math.sqrt(2)  # the mapping ends in √2·leaky_relu(·, 0.2)
 HAAR_TAP = 1 / math.sqrt(2)
 HAAR_KERNELS = (  # the six transposed convs of one inverse Haar transform, in graph order
@@ -269,8 +270,8 @@ class MobileStyleGANFFHQ:
         f"{WHEEL.filename} sha256 {WHEEL.sha256}"
     )
     fixed_resolution: bool = True
-    # oneDNN's backward aborts on this network under to_static, or gives wrong gradients (DEVELOPERS.md)
-    capabilities: Capabilities = Capabilities(onednn_backward=False)
+    # written for oneDNN's backward (graphs/mobile_stylegan.py, DEVELOPERS.md "CPU speed")
+    capabilities: Capabilities = Capabilities(onednn_backward=True)
     small_config: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({"resolution": 32, "channels": (8, 8, 4)})
     )
@@ -291,6 +292,7 @@ class MobileStyleGANFFHQ:
             latent_layout=LatentLayout(
                 shared_rows=tuple(shared_style_rows(len(synthesis.blocks))), default=DEFAULT_LAYOUT
             ),
+            default_backend=DEFAULT_BACKEND,
             mapping=mapping,
             source=source,
         )

@@ -91,7 +91,9 @@ class Backend(Protocol):
 
     ``steps_own``: the backend runs the gradient steps itself (``pulse bench`` times them);
     otherwise they run eagerly. ``rescores``: each image's best latent is scored again by the
-    backend's scorer after the search (``SearchResult.rescore``).
+    backend's scorer after the search (``SearchResult.rescore``). A backend whose first use in a
+    process costs more than a step (compiling) may say so in a ``first_use`` string, which the
+    progress output shows once.
     """
 
     name: str

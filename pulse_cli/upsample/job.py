@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pulse_cli.backends import get_backend
 from pulse_cli.faces.detect import Detector
 from pulse_cli.faces.identity import IdentityScorer, IdentityUnavailable, held_face, identity_scorer
 from pulse_cli.graphs.generator import Generator
@@ -138,6 +139,9 @@ class Job:
         contact sheet; on KeyboardInterrupt the report says so and the interrupt propagates."""
         plan, report, resolution = self.plan, self.report, self.generator.resolution
         self.listener.job_started(len(plan.todo) + len(plan.refused))  # refused inputs are reported too
+        first_use = getattr(get_backend(self.options.backend), "first_use", "")
+        if first_use and plan.todo:
+            self.listener.note(f"backend {self.options.backend}: {first_use}")
         try:
             for path, cause in plan.refused:
                 self.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))
@@ -246,7 +250,8 @@ def upsample_folder(
     (a ``Detector`` or a function making one) is made from ``faces.weights`` when none is given,
     the first time a photo needs it.
     """
-    options = resolved_options(generator, options or SearchOptions())  # report.json records what ran
+    # the layout and backend as chosen for this generator: what report.json records and a rerun compares
+    options = resolved_options(generator, options or SearchOptions())
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     try:
         scorer = identity_scorer() if identity else None

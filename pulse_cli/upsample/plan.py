@@ -179,11 +179,13 @@ def name_neighbours(paths: set[Path], inputs: Sequence[Path]) -> set[Path]:
 
 
 def check_options(options: SearchOptions) -> None:
-    """Fail before any search when the loss string, optimizer or backend names nothing loadable."""
+    """Fail before any search when the loss string, optimizer or backend names nothing loadable
+    (no backend named: the generator's default)."""
     try:
         parse_loss_str(options.loss_str, plugins.available("losses"))
         plugins.load("optimizers", options.opt_name)
-        get_backend(options.backend)
+        if options.backend is not None:
+            get_backend(options.backend)
     except (ValueError, LookupError) as exc:
         raise UpsampleError(str(exc)) from None
 

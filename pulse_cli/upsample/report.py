@@ -154,6 +154,9 @@ class Listener:
     def photo_pasted(self, output: str, names: Sequence[str]) -> None:
         """A photo (``output``, relative to the output folder) got its faces ``names`` pasted back."""
 
+    def note(self, text: str) -> None:
+        """A remark for the progress output, said once (a backend's first-use cost)."""
+
 
 def known_fields() -> set[str]:
     """The keys of an image record this version reads (others, from a later one, are dropped)."""

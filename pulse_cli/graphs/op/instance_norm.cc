@@ -4,24 +4,12 @@
 // alone 0.4 s of a 1024 px StyleGAN search step; here the planes are shared among `threads`
 // threads, and the backward takes two passes over the plane instead of Eigen's several.
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "paddle/extension.h"
+#include "parallel.h"
 
 namespace {
-
-// Runs body(first, last) on `threads` threads over [0, count), the calling thread taking a share.
-template <typename Body>
-void ForPlanes(int64_t count, int threads, const Body& body) {
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, count));
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < workers; ++t) {
-    pool.emplace_back(body, count * t / workers, count * (t + 1) / workers);
-  }
-  body(0, count / workers);
-  for (auto& thread : pool) thread.join();
-}
 
 void CheckPlanes(const paddle::Tensor& x) {
   PD_CHECK(x.is_cpu(), "pulse_instance_norm runs on the CPU only");
@@ -49,7 +37,7 @@ std::vector<paddle::Tensor> InstanceNormForward(const paddle::Tensor& x, const p
   float* yp = y.data<float>();
   float* mp = mean.data<float>();
   float* rp = rstd.data<float>();
-  ForPlanes(planes, threads, [&](int64_t first, int64_t last) {
+  ForRanges(planes, threads, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; ++p) {
       const float* xs = xp + p * size;
       double sum = 0.0;
@@ -91,7 +79,7 @@ std::vector<paddle::Tensor> InstanceNormBackward(const paddle::Tensor& x, const 
   float* dxp = dx.data<float>();
   float* dwp = dweight.data<float>();
   float* dbp = dbias.data<float>();
-  ForPlanes(planes, threads, [&](int64_t first, int64_t last) {
+  ForRanges(planes, threads, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; ++p) {
       const float* xs = xp + p * size;
       const float* gs = gp + p * size;

@@ -1,0 +1,96 @@
+"""The compiled library behind ``pulse_cli.graphs.op``: every ``*.cc`` beside this module (with the
+``*.h`` they share) built into one Paddle custom-op library, once per Paddle version and set of
+sources, and loaded on first use.
+
+Built with the C++ compiler Paddle's extension loader uses (about 20 s) into Paddle's extension
+folder (``PADDLE_EXTENSION_DIR``, else ``~/.cache/paddle_extensions``), not the model cache: every
+process shares one build whatever its ``PULSE_CACHE_DIR``. The folder is named for the Paddle
+version and a hash of the sources, so two pulse versions never rebuild (and overwrite, under a
+process that has it loaded) each other's library. Where it cannot be built (no compiler, a failed
+build) or ``PULSE_COMPILED_OPS=0``, ``op`` answers None and the callers use Paddle's own ops.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import paddle
+
+from pulse_cli.errors import describe
+from pulse_cli.graphs.tracing import exporting
+from pulse_cli.quiet import captured_output
+from pulse_cli.threads import openmp_threads
+
+ENV_SWITCH = "PULSE_COMPILED_OPS"  # "0": Paddle's own ops only
+SOURCES = tuple(sorted(Path(__file__).parent.glob("*.cc")))
+HEADERS = tuple(sorted(Path(__file__).parent.glob("*.h")))  # included by the sources
+
+
+def op(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
+    """The compiled op ``name`` (the library built and loaded on first use), or None when it cannot
+    be had here or ``PULSE_COMPILED_OPS=0`` turns compiled ops off."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return None
+    module = _built()[0]
+    return None if module is None else getattr(module, name, None)
+
+
+def why_not_compiled(name: str) -> str | None:
+    """Why ``op(name)`` is None: turned off, no C++ compiler, the build's error, or a library without
+    that op; None when it is not."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return f"compiled ops are turned off ({ENV_SWITCH}=0)"
+    module, failure = _built()
+    if module is None:
+        return failure
+    return None if hasattr(module, name) else f"the built library registers no {name} op"
+
+
+def compiler() -> str | None:
+    """The C++ compiler Paddle's extension loader builds with (``$CXX``, else ``c++``, on the
+    PATH), or None when there is none."""
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def op_for(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
+    """``op(name)`` where a graph may hold it: on the CPU and not in an export (an exported graph
+    must hold Paddle's ops only); None elsewhere."""
+    return op(name) if paddle.get_device() == "cpu" and not exporting() else None
+
+
+@functools.cache
+def _built() -> tuple[object | None, str | None]:
+    # Once per process: loading the library a second time registers no op (the module comes
+    # back empty). The module, or None and why.
+    if compiler() is None:
+        return None, f"no C++ compiler ({os.environ.get('CXX', 'c++')}) for Paddle's extension loader"
+    from paddle.utils.cpp_extension import get_build_directory, load
+
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:12]
+    build = Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
+    build.mkdir(parents=True, exist_ok=True)
+    # One build at a time: parallel pulse processes share the folder.
+    with open(build / ".lock", "w") as lock, captured_output() as printed:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return load(
+                name="pulse_ops", sources=[str(source) for source in SOURCES], extra_cxx_cflags=["-O3"],
+                build_directory=str(build), verbose=False,
+            ), None  # fmt: skip
+        except Exception as exc:  # no headers, a failed build: Paddle's ops will do
+            error = next((line.strip() for line in printed if "error" in line.lower()), describe(exc))
+            return None, f"the build failed: {error}"
+
+
+@functools.cache
+def threads() -> int:
+    """The thread count a compiled op shares its work among: the OpenMP count ``pulse_cli.threads``
+    put in force at start-up, read once (reading it costs about a millisecond, the process's
+    library list, and dygraph calls the ops dozens of times a step)."""
+    return openmp_threads() or 1
