@@ -303,19 +303,20 @@ def measure_backend(config: BenchConfig, name: str) -> BenchRow:
 
 def measure_face(config: BenchConfig) -> FaceRow:
     """Time one face of the demo photo in this process (``run_face`` calls this in a fresh one), as
-    ``pulse upsample`` runs a photo: ``upsample_folder`` with the default search options (but
-    ``config.face_steps`` and ``config.seed``) and one face, without the contact sheet."""
+    ``pulse upsample`` runs a photo: ``upsample_folder`` with the default search options and
+    strategy (but ``config.face_steps`` and ``config.seed``) and one face, without the contact
+    sheet."""
     import paddle
 
     from pulse_cli.demo import write_demo_photo
     from pulse_cli.devices import Device
-    from pulse_cli.options import SearchOptions
+    from pulse_cli.options import TOOL_STRATEGY, SearchOptions
     from pulse_cli.upsample import FaceOptions, upsample_folder
 
     if config.device is not None:
         paddle.set_device(str(Device.parse(config.device)))
     generator = _generator(config)
-    options = SearchOptions(seed=config.seed)
+    options = SearchOptions(seed=config.seed, strategy=TOOL_STRATEGY)
     options = options.with_(steps=config.face_steps or options.steps)
     with tempfile.TemporaryDirectory(prefix="pulse-bench-face-") as scratch:
         folder = Path(scratch)

@@ -26,14 +26,14 @@ from pulse_cli.faces.detect import KEYPOINTS
 from pulse_cli.graphs.bicubic import downscale_images
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.images import read_image, to_pil
-from pulse_cli.options import SearchOptions
+from pulse_cli.options import TOOL_STRATEGY, SearchOptions
 from pulse_cli.search import draw_start
 from pulse_cli.upsample import FaceOptions, Listener, UpsampleReport, sheet_columns, upsample_folder
 
 FACE_SEED = 1_000_000  # the faces' seeds start here; the search's own seeds are drawn elsewhere
 SEARCH_SEED = 0
 FACES = 2
-STEPS = 30  # with early stop; sized so the README's first command ends within 10 min on 2 cores
+STEPS = 100  # PULSE's; each face stops once it meets eps (the faithful search: 50-70 steps at 64 px)
 INPUT_SIDE = 16
 # A search step (forward, backward, optimizer) costs about this many forward passes (MobileStyleGAN
 # and StyleGAN, dygraph, 2-core CPU: fwd 1.6-2.2 s, fwd+bwd 4.4-5.3 s at 1024 px)
@@ -82,9 +82,10 @@ def make_faces(
 
 
 def demo_options(steps: int = STEPS) -> SearchOptions:
-    """The demo's search: one face at a time, since a 1024² batch of three peaks near 9 GB (one
-    face: about 3 GB), and alone each face stops as soon as it meets eps."""
-    return SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=1, early_stop=True)
+    """The demo's search, as ``pulse upsample`` runs it (``TOOL_STRATEGY``): one face at a time,
+    since a 1024² batch of three peaks near 9 GB (one face: about 3 GB), and alone each face stops
+    as soon as it meets eps."""
+    return SearchOptions(seed=SEARCH_SEED, steps=steps, batch_size=1, early_stop=True, strategy=TOOL_STRATEGY)
 
 
 def expected_seconds(generator: Generator, faces: int = FACES, steps: int = STEPS) -> float:

@@ -11,6 +11,9 @@ NOISE_TYPES = ("zero", "fixed", "trainable")
 LR_SCHEDULES = ("fixed", "linear1cycle", "linear1cycledrop")
 LATENT_LAYOUTS = ("full", "tiled", "shared")  # pulse_cli.graphs.generator.LatentLayout
 STRATEGIES = ("pulse", "faithful")  # pulse_cli.strategies
+# What `pulse upsample`, `pulse demo` and `pulse bench`'s face search with unless told: the study's
+# choice (README, "Faithful faces"). SearchOptions' own default stays PULSE's, as all its defaults.
+TOOL_STRATEGY = "faithful"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,14 @@ from pulse_cli.cli.common import (
 from pulse_cli.faces.detect import MIN_FACE
 from pulse_cli.faces.screen import MIN_CONFIDENCE
 from pulse_cli.models.registry import DEFAULT_MODEL
-from pulse_cli.options import LATENT_LAYOUTS, LR_SCHEDULES, NOISE_TYPES, STRATEGIES, SearchOptions
+from pulse_cli.options import (
+    LATENT_LAYOUTS,
+    LR_SCHEDULES,
+    NOISE_TYPES,
+    STRATEGIES,
+    TOOL_STRATEGY,
+    SearchOptions,
+)
 from pulse_cli.upsample import (
     NIQE_MIN_SIDE,
     FaceOptions,
@@ -54,7 +61,7 @@ def _option(panel: str, help: str, *names: str, **extra: Any) -> Any:
 
 DEFAULT_NOISE_TYPE = NoiseType(DEFAULTS.noise_type)
 DEFAULT_LR_SCHEDULE = LrSchedule(DEFAULTS.lr_schedule)
-DEFAULT_STRATEGY = Strategy(DEFAULTS.strategy)
+DEFAULT_STRATEGY = Strategy(TOOL_STRATEGY)
 SHARD_HELP = (
     "Process only slice K (from 0) of N of the sorted inputs, e.g. 0/4 (default: from "
     "PADDLE_TRAINER_ID/PADDLE_TRAINERS_NUM under paddle.distributed.launch)."
