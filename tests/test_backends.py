@@ -144,3 +144,15 @@ def test_onednn_backward_is_used_for_networks_written_for_it(tiny_stylegan, dcga
     assert not compiled(tiny_stylegan, onednn_backward=False).onednn_backward
     assert not dcgan_generator.capabilities.onednn_backward and not compiled(dcgan_generator).onednn_backward
     assert not backends.CompiledSynthesis(paddle.nn.Conv2D(3, 3, 3)).onednn_backward
+
+
+def test_searches_of_one_generator_share_one_compiled_program(tiny_stylegan):
+    # a compiled program keeps over a gigabyte at 1024 px and Paddle frees none of it: one per
+    # search (a face, a faithful stage) ran a study of many faces out of memory
+    options = SearchOptions(backend="static")
+    first, second = (build_objective(tiny_stylegan, 4, options) for _ in range(2))
+    assert isinstance(first.generator.synthesis, backends.CompiledSynthesis)
+    assert first.generator.synthesis is second.generator.synthesis
+    eager = build_objective(tiny_stylegan, 4, SearchOptions(backend="dygraph"))
+    other = backends.compiled_objective(eager, onednn_backward=False)
+    assert other.generator.synthesis is not first.generator.synthesis  # another setting, another program

@@ -119,12 +119,19 @@ def compiled_objective(
     objective: Objective, use_onednn: bool | None = None, onednn_backward: bool | None = None
 ) -> Objective:
     """The same objective with its generator's synthesis compiled (``CompiledSynthesis``; the
-    oneDNN backward as the generator declares, unless ``onednn_backward`` says otherwise); the
-    latent mapping, downscale and loss terms around it run eagerly (see the module notes)."""
+    oneDNN backward as the generator declares, unless ``onednn_backward`` says otherwise), compiled
+    once per generator and setting (``Generator.compiled``); the latent mapping, downscale and
+    loss terms around it run eagerly (see the module notes)."""
     generator = objective.generator
     if onednn_backward is None:
         onednn_backward = generator.capabilities.onednn_backward
-    compiled = generator.with_synthesis(CompiledSynthesis(generator.synthesis, use_onednn, onednn_backward))
+    if use_onednn is None:
+        use_onednn = onednn_available()
+    synthesis = generator.compiled(  # one program per generator and setting, however many searches
+        (CompiledSynthesis, use_onednn, onednn_backward),
+        lambda network: CompiledSynthesis(network, use_onednn, onednn_backward),
+    )
+    compiled = generator.with_synthesis(synthesis)
     weighted = list(zip(objective.weights, objective.term_names))
     return Objective(
         compiled,
