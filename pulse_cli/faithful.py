@@ -43,7 +43,7 @@ class FaithfulPlan:
     scored forward-only before it; ``fine_layout``: the fine stage's latent layout unless the options
     name one; ``fine_lr_share``: its learning rate as a share of the options'; ``noise_reach``: its
     trainable noise maps reach this many times the input's side; ``fine_geocross``: GEOCROSS's weight
-    in its loss (None: the options' loss string as it is).
+    in its loss (None, or a loss string without GEOCROSS: the options' loss string as it is).
     """
 
     coarse_share: float = 0.3
@@ -71,13 +71,13 @@ def stages(
     fine_steps = options.steps - coarse_steps
     reach = plan.noise_reach * side
     loss_str = options.loss_str
-    if plan.fine_geocross is not None:
-        loss_str = "+".join(
-            [term for term in loss_str.split("+") if not term.strip().endswith("GEOCROSS")]
-            + [f"{plan.fine_geocross:g}*GEOCROSS"]
-        )
+    terms = loss_str.split("+")
+    geocross = [term for term in terms if term.strip().endswith("*GEOCROSS")]
+    if plan.fine_geocross is not None and geocross:  # a loss without GEOCROSS is the user's choice
+        kept = [term for term in terms if term not in geocross]
+        loss_str = "+".join([*kept, f"{plan.fine_geocross:g}*GEOCROSS"])
     fine = options.with_(
-        latent_layout=options.latent_layout or plan.fine_layout,
+        latent_layout=options.layout(plan.fine_layout),
         tile_latent=False,
         num_trainable_noise_layers=sum(r <= reach for r in generator.noise_resolutions),
         learning_rate=options.learning_rate * plan.fine_lr_share,
@@ -111,10 +111,17 @@ def _spread(generator: Generator, latent: np.ndarray, layout: str) -> np.ndarray
 
 
 def _joined(results: Sequence[SearchResult]) -> SearchResult:
-    """The last stage's result, with every stage's log, steps and seconds."""
+    """The last stage's result, with every stage's log (a term one stage did not compute is NaN
+    there), steps and seconds."""
     last = results[-1]
     offset = sum(result.steps_run for result in results[:-1])
-    log = {name: np.concatenate([result.log[name] for result in results]) for name in last.log}
+    batch = len(last.best_l2)
+
+    def logged(result: SearchResult, name: str) -> np.ndarray:  # a stage without the term: NaN
+        return result.log.get(name, np.full((result.steps_run, batch), np.nan))
+
+    names = dict.fromkeys(name for result in results for name in result.log)
+    log = {name: np.concatenate([logged(result, name) for result in results]) for name in names}
     return replace(
         last,
         log=log,

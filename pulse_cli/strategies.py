@@ -20,7 +20,7 @@ def resolved_options(model: Generator, options: SearchOptions) -> SearchOptions:
     what ran: the generator's default backend, and for PULSE's search its default layout
     (``pulse_cli.search.resolved_options``); the faithful one ends in W+ unless told."""
     if options.strategy == "faithful":
-        options = options.with_(latent_layout=options.latent_layout or FaithfulPlan().fine_layout)
+        options = options.with_(latent_layout=options.layout(FaithfulPlan().fine_layout))
     return pulse.resolved_options(model, options)
 
 

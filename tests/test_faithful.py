@@ -12,7 +12,7 @@ from pulse_cli.faithful import FaithfulPlan, faithful_search, stages
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import search
-from pulse_cli.strategies import run_search
+from pulse_cli.strategies import resolved_options, run_search
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,18 @@ def test_the_pulse_strategy_is_pulses_search_unchanged(small_mobile, reference):
 def test_an_unknown_strategy_is_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match="unknown search strategy 'fast'; known: pulse, faithful"):
         SearchOptions(strategy="fast")
+
+
+def test_tile_latent_keeps_the_fine_stage_tiled_and_is_recorded_so(small_mobile):
+    options = SearchOptions(steps=10, strategy="faithful", tile_latent=True)
+    fine = stages(small_mobile, 4, options)[-1]
+    assert fine.options.layout(small_mobile.latent_layout.default) == "tiled"
+    assert resolved_options(small_mobile, options).latent_layout == "tiled"
+    assert resolved_options(small_mobile, options.with_(tile_latent=False)).latent_layout == "full"
+
+
+def test_a_loss_without_geocross_is_searched_as_given_in_every_stage(small_mobile, reference):
+    options = SearchOptions(steps=4, seed=2, strategy="faithful", loss_str="10*L2+1*L1", eps=1e-6)
+    assert all(stage.options.loss_str == "10*L2+1*L1" for stage in stages(small_mobile, 16, options))
+    result = faithful_search(small_mobile, reference, options)
+    assert set(result.log) == {"TOTAL", "L2", "L1"} and result.log["L1"].shape == (4, 1)
