@@ -23,11 +23,11 @@ from typer.testing import CliRunner
 from pulse_cli.backends import DEFAULT
 from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
+from pulse_cli.faces.sizes import searched_sizes
 from pulse_cli.images import valid_sides
 from pulse_cli.models.mobile_stylegan import DEFAULT_LAYOUT
 from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
 from pulse_cli.upsample import FolderLock
-from pulse_cli.upsample.inputs import default_input_size
 from pulse_cli.weights import read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -449,10 +449,11 @@ def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(nam
     assert info.exit_code == 0, info.output
     resolution = get_spec(name).resolution
     sides = ", ".join(f"{side}x{side}" for side in valid_sides(resolution))
-    searched = default_input_size(resolution)
+    searched = "/".join(str(side) for side in sorted(searched_sizes(resolution)))
     assert f"aligned square faces of {sides};" in info.stdout
-    assert f"each searched at {searched}x{searched} unless --input-size" in info.stdout
-    assert f"latent layout {layout} unless --latent-layout" in info.stdout
+    assert f"each searched at the largest of {searched} px its photo holds unless --input-size" in info.stdout
+    assert "strategy faithful unless --strategy (latent layout full;" in info.stdout
+    assert f"with --strategy pulse, latent layout {layout} unless --latent-layout" in info.stdout
     assert f"backend {backend} unless --backend" in info.stdout
 
 

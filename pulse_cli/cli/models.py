@@ -53,24 +53,28 @@ def info(name: Annotated[str, typer.Argument(help="Model name, e.g. dcgan-digifa
 
     Example: pulse models info stylegan-ffhq
     """
+    from pulse_cli.faces.sizes import searched_sizes
     from pulse_cli.images import valid_sides
-    from pulse_cli.options import SearchOptions
+    from pulse_cli.options import TOOL_STRATEGY, SearchOptions
     from pulse_cli.strategies import resolved_options
-    from pulse_cli.upsample.inputs import default_input_size
 
     try:
         spec = get_spec(name)
         # the architecture declares the defaults its pretrained model has; no weights needed
-        searched = resolved_options(build_generator(name, **spec.small_config), SearchOptions())
+        generator = build_generator(name, **spec.small_config)
+        searched = resolved_options(generator, SearchOptions())  # PULSE's strategy
+        tool = resolved_options(generator, SearchOptions(strategy=TOOL_STRATEGY))
     except ModelError as exc:
         fail(str(exc))
-    face_side = default_input_size(spec.resolution)
+    face_sides = "/".join(str(side) for side in sorted(searched_sizes(spec.resolution)))
     sides = ", ".join(f"{side}x{side}" for side in valid_sides(spec.resolution))
     out.print(f"[bold]{escape(spec.name)}[/]: {escape(spec.description)}")
     out.print(f"output: {spec.resolution}x{spec.resolution}")
     out.print(f"inputs: aligned square faces of {sides}; larger squares are downscaled and faces are found "
-              f"in photos, each searched at {face_side}x{face_side} unless --input-size")
-    out.print(f"search: latent layout {searched.latent_layout} unless --latent-layout, "
+              f"in photos, each searched at the largest of {face_sides} px its photo holds unless "
+              "--input-size")
+    out.print(f"search: strategy {tool.strategy} unless --strategy (latent layout {tool.latent_layout}; "
+              f"with --strategy pulse, latent layout {searched.latent_layout} unless --latent-layout), "
               f"backend {searched.backend} unless --backend")
     out.print(f"weights: {escape(spec.source)}")
 

@@ -45,13 +45,19 @@ def detail(crop: np.ndarray) -> float:
     return float(np.sqrt(np.mean((back - pixels) ** 2)))
 
 
+def searched_sizes(resolution: int) -> list[int]:
+    """The sizes a face may be searched at with a ``resolution``-pixel model, largest first:
+    those it takes from ``SMALLEST`` to ``LARGEST``, else its smallest."""
+    sizes = [s for s in valid_sides(resolution) if SMALLEST <= s <= LARGEST]
+    return sizes or [min(valid_sides(resolution))]
+
+
 def _largest_held(
     span: float, crop_at: Callable[[int], np.ndarray], resolution: int, what: str
 ) -> SizeChoice:
     """The largest size (``LARGEST`` at most) that ``span`` pixels cover and whose crop
     (``crop_at(size)``) holds detail; else the smallest size."""
-    sizes = [s for s in valid_sides(resolution) if SMALLEST <= s <= LARGEST]
-    sizes = sizes or [min(valid_sides(resolution))]
+    sizes = searched_sizes(resolution)
     why = f"{what} spans {span:.0f} px"
     for size in sizes[:-1]:  # largest first
         if size > span:
