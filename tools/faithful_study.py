@@ -1,6 +1,6 @@
 """How faithful each search method is on real photos (README, "Faithful faces").
 
-Every face MTCNN keeps in the ``--photos`` (``pulse_cli.faces.detect``'s default filter) is aligned
+Every face kept in the ``--photos`` (MTCNN, then ``pulse_cli.faces.screen``) is aligned
 at the input size the method asks for (``chosen``: what ``pulse upsample`` picks per face,
 ``pulse_cli.faces.sizes``; or a number) and searched alone (batch 1, seed ``--seed``) with the
 default model. Each output is scored: eps met at its input size, best L2, seconds, NIQE (MATLAB) of
@@ -37,6 +37,7 @@ from pulse_cli.atomic import atomic_save_image, atomic_write
 from pulse_cli.faces.align import align
 from pulse_cli.faces.detect import default_detector
 from pulse_cli.faces.identity import SAME_PERSON, held_face, identity_scorer
+from pulse_cli.faces.screen import drop_reason
 from pulse_cli.faces.sizes import choose_input_size
 from pulse_cli.faithful import FaithfulPlan, faithful_search
 from pulse_cli.images import read_image, to_pil
@@ -99,8 +100,8 @@ def _faces(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     faces = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")):
         photo = read_image(path)
-        for k, face in enumerate(detector(photo), start=1):
-            faces.append((f"{path.stem}_{k}", photo, face.keypoints))
+        kept = [face for face in detector(photo) if drop_reason(face) is None]
+        faces.extend((f"{path.stem}_{k}", photo, face.keypoints) for k, face in enumerate(kept, start=1))
     return faces
 
 
