@@ -46,9 +46,9 @@ def demo(
     images = faces + PHOTO_FACES
     minutes = expected_seconds(generator, images, steps) / 60
     err.print(
-        f"demo: {faces} faces and a photo's face, {INPUT_SIDE}x{INPUT_SIDE} to "
-        f"{generator.resolution}x{generator.resolution}, up to {steps} steps each: "
-        f"expect about {minutes:.1f} min"
+        f"demo: {faces} faces from {INPUT_SIDE}x{INPUT_SIDE} and a photo's face from the size it "
+        f"holds, to {generator.resolution}x{generator.resolution}, up to {steps} steps each: "
+        f"expect at most about {minutes:.1f} min"
     )
     options = demo_options(steps)
 
