@@ -216,18 +216,19 @@ class InputReader:
             return None  # too small to look for faces in: loading it says what sizes work
         return self._faces(path, stem, read_image(path), size)
 
+    def _forced(self) -> SizeChoice | None:
+        """The size ``--input-size`` forces on every face, if any."""
+        if self.input_size is None:
+            return None
+        return SizeChoice(self.input_size, f"--input-size {self.input_size}")
+
     def _size_choice(self, photo: np.ndarray, keypoints: np.ndarray) -> SizeChoice:
-        if self.input_size is not None:
-            return SizeChoice(self.input_size, f"--input-size {self.input_size}")
-        return choose_input_size(photo, keypoints, self.resolution)
+        return self._forced() or choose_input_size(photo, keypoints, self.resolution)
 
     def _aligned(self, stem: str, image: np.ndarray, what: str) -> Crop:
         """An aligned square crop, at the forced input size or the one it holds."""
         width = image.shape[-1]
-        if self.input_size is not None:
-            choice = SizeChoice(self.input_size, f"--input-size {self.input_size}")
-        else:
-            choice = choose_crop_size(image, self.resolution)
+        choice = self._forced() or choose_crop_size(image, self.resolution)
         size = choice.size
         if size == width:
             return Crop(stem, image, f"{what}: searched at its own {size}x{size} ({choice.reason})")
