@@ -58,7 +58,10 @@ class SearchResult:
     within eps. ``errors`` holds, per image, why its search was stopped (non-finite loss), or None.
     ``roles`` says which runtime did the gradient steps and which the forward-only scoring
     (``Backend.roles``); ``rescore`` is the best latents scored again by the backend's scorer,
-    for a backend that ``rescores`` (``onnx``: in onnxruntime).
+    for a backend that ``rescores`` (``onnx``: in onnxruntime). ``search_l2``, where a strategy
+    corrected the images after the search (``pulse_cli.consistency``), is each image's L2 as the
+    generator made it; ``best_image``, ``best_image_lr`` and ``best_l2`` are then the corrected
+    image's, which ``best_latent`` and ``best_noise`` no longer make exactly.
     """
 
     log: dict[str, np.ndarray]
@@ -77,6 +80,7 @@ class SearchResult:
     roles: dict[str, str] = field(default_factory=dict)
     rescore: Rescore | None = None
     layout: str = "full"
+    search_l2: np.ndarray | None = None
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The faithful search strategy: PULSE's step in two stages (tiled with the published noise, then
-W+ with the noise the input constrains), each started where the last ended; PULSE's own strategy
-unchanged."""
+W+ with the noise the input constrains), each started where the last ended, the result made
+consistent with its input; PULSE's own strategy unchanged."""
 
 from __future__ import annotations
 
@@ -106,3 +106,22 @@ def test_a_loss_without_geocross_is_searched_as_given_in_every_stage(small_mobil
     assert all(stage.options.loss_str == "10*L2+1*L1" for stage in stages(small_mobile, 16, options))
     result = faithful_search(small_mobile, reference, options)
     assert set(result.log) == {"TOTAL", "L2", "L1"} and result.log["L1"].shape == (4, 1)
+
+
+def test_the_search_ends_consistent_with_its_input_the_generators_l2_kept(small_mobile, reference):
+    options = SearchOptions(steps=4, seed=3, strategy="faithful", eps=1e-6)
+    made = faithful_search(small_mobile, reference, options, plan=FaithfulPlan(consistency_sigma=None))
+    result = faithful_search(small_mobile, reference, options)
+    assert made.search_l2 is None
+    np.testing.assert_allclose(result.search_l2, made.best_l2)
+    assert result.best_l2[0] < 0.5 * made.best_l2[0]
+    np.testing.assert_allclose(result.best_latent, made.best_latent)  # the search itself unchanged
+    assert not np.allclose(result.best_image, made.best_image)
+
+
+def test_consistency_is_measured_against_eps_again(small_mobile, reference):
+    options = SearchOptions(steps=2, seed=3, strategy="faithful", eps=1e-6)
+    result = faithful_search(small_mobile, reference, options)
+    assert not bool(result.eps_met[0])  # the finest band left is above 1e-6
+    loose = faithful_search(small_mobile, reference, options.with_(eps=float(result.best_l2[0]) * 1.01))
+    assert bool(loose.eps_met[0]) and not bool(loose.search_l2[0] <= loose.best_l2[0])

@@ -16,7 +16,7 @@ LAYERS = [
     ["pulse_cli", "pulse_cli.errors", "pulse_cli.atomic", "pulse_cli.options", "pulse_cli.schedules",
      "pulse_cli.images", "pulse_cli.weights", "pulse_cli.devices", "pulse_cli.cache",
      "pulse_cli.quiet", "pulse_cli.runtimes", "pulse_cli.allocator", "pulse_cli.threads"],
-    ["pulse_cli.graphs", "pulse_cli.optimizers", "pulse_cli.spherical"],
+    ["pulse_cli.graphs", "pulse_cli.optimizers", "pulse_cli.spherical", "pulse_cli.consistency"],
     ["pulse_cli.plugins"],
     ["pulse_cli.export"],
     ["pulse_cli.models"],

@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
+from pulse_cli.consistency import downscaled
 from pulse_cli.faces.align import align
 from pulse_cli.faces.paste import default_scale
 from pulse_cli.faces.sizes import choose_input_size
@@ -94,6 +95,20 @@ def test_a_photo_gives_its_aligned_face_the_upsampled_face_and_the_photo_pasted_
         assert np.abs(pasted[:, outside] - photo[:, outside]).max() <= 0.5 / 255
     changed = np.abs(pasted - photo).max(axis=0) > 4 / 255
     assert changed.any()  # the upsampled face is in
+
+
+def test_the_faithful_strategys_face_downscales_to_its_crop_and_both_l2s_are_reported(
+    dcgan_generator, detector, reference_dir, tmp_path
+):
+    inputs = photos(tmp_path / "in", reference_dir, "astronaut_512.png")
+    out = tmp_path / "out"
+    upsample_folder(dcgan_generator, inputs, out, OPTIONS.with_(strategy="faithful"), detector=detector)
+    record = by_name(out)["astronaut_512_1"]
+    assert record["search_l2"] > record["l2"]  # the generator's image, then made consistent
+    crop = read_image(out / "faces" / "astronaut_512_1.png")[None]
+    face = read_image(out / "upsampled" / "astronaut_512_1.png")[None]
+    l2 = float(((downscaled(face, face.shape[-1] // crop.shape[-1]) - crop) ** 2).mean())
+    assert l2 == pytest.approx(record["l2"], rel=0.05, abs=2e-5)  # as written, 8-bit
 
 
 def test_a_photo_over_the_decode_limit_is_read_reduced_searched_and_pasted_back(

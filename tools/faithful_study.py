@@ -3,7 +3,8 @@
 Every face kept in the ``--photos`` (MTCNN, then ``pulse_cli.faces.screen``) is aligned
 at the input size the method asks for (``chosen``: what ``pulse upsample`` picks per face,
 ``pulse_cli.faces.sizes``; or a number) and searched alone (batch 1, seed ``--seed``) with the
-default model. Each output is scored: eps met at its input size, best L2, seconds, NIQE (MATLAB) of
+default model. Each output is scored: eps met at its input size, best L2 (and the generator's own,
+before the faithful strategy's consistency step), seconds, NIQE (MATLAB) of
 the 1024 px output, and the dlib identity distance (``pulse_cli.faces.identity``) between the
 face as the photo holds it (its FFHQ crop at its side in the photo, at most 256 px) and the output.
 
@@ -164,6 +165,7 @@ def main() -> None:
                 "size_reason": choice.reason if forced is None else "forced",
                 "eps_met": bool(result.eps_met[0]),
                 "l2": float(result.best_l2[0]),
+                "search_l2": None if result.search_l2 is None else float(result.search_l2[0]),
                 "steps_run": int(result.steps_run),
                 "seconds": round(seconds, 1),
                 "identity": round(scorer.distance(reference, image), 4),

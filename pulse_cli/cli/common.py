@@ -107,8 +107,9 @@ class ProgressListener(Listener):
             return
         met = "[green]eps met[/]" if record.eps_met else "[yellow]eps not met[/]"
         note = f" [dim]({escape(record.note)})[/]" if record.note else ""
+        searched = "" if record.search_l2 is None else f", {record.search_l2:.4f} before consistency"
         self.progress.console.print(
-            f"{escape(record.name)}: L2 {record.l2:.4f} ({met}), best step {record.best_step}, "
+            f"{escape(record.name)}: L2 {record.l2:.4f} ({met}{searched}), best step {record.best_step}, "
             f"{record.seconds:.1f} s{note}"
         )
 

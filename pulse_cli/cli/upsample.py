@@ -83,7 +83,8 @@ def upsample(
     strategy: Annotated[
         Strategy,
         _option(SEARCH, "pulse: the paper's search; faithful: the same step in stages, tiled then W+ with "
-                "the noise the input constrains (README, Faithful faces).")
+                "the noise the input constrains, then the input's missed detail put back "
+                "(README, Faithful faces).")
     ] = DEFAULT_STRATEGY,
     steps: Annotated[int, _option(SEARCH, "Optimization steps.")] = DEFAULTS.steps,
     eps: Annotated[float, _option(SEARCH, "Target for the downscaling loss (L2).")] = DEFAULTS.eps,

@@ -187,6 +187,7 @@ class Job:
             "seconds": result.seconds / len(result.best_l2),
             "best_step": int(result.best_step[i]) if result.best_step[i] >= 0 else None,
             "l2": finite(result.best_l2[i]),
+            "search_l2": None if result.search_l2 is None else finite(result.search_l2[i]),
             "total": finite(result.best_total[i]),
         }
         error = result.errors[i] if result.errors else None

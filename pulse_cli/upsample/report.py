@@ -31,7 +31,9 @@ class ImageRecord:
     seed: searched alone with ``SearchOptions(seed=seed)`` it starts from the same point;
     ``seconds`` is its share of its batch's search.
     ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
-    as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``.
+    as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``. Where the
+    strategy made the output consistent with its input after the search (the faithful one,
+    ``pulse_cli.consistency``), ``l2`` is the output's and ``search_l2`` the generator's image's.
     ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
     ``input_sha256`` is the input file's digest, so a rerun knows whether the input changed.
     ``output``, ``crop`` and ``photo`` are paths relative to the output folder: the upsampled image,
@@ -51,6 +53,7 @@ class ImageRecord:
     output: str | None = None
     seed: int | None = None
     l2: float | None = None
+    search_l2: float | None = None
     total: float | None = None
     rescore: dict[str, Any] | None = None
     eps_met: bool | None = None
