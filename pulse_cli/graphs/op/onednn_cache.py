@@ -1,0 +1,32 @@
+"""Frees the oneDNN buffers Paddle keeps for a compiled program (``onednn_cache.cc``), for the
+``static`` backend's memory.
+
+Paddle's oneDNN conv kernels cache, per op, the layout copies they reorder their inputs into,
+outside Paddle's allocator, for as long as the program's interpreter lives, i.e. for the whole
+process under ``paddle.jit.to_static``: at 1024 px MobileStyleGAN, 0.33 GB after the forward and
+0.61 GB more after the backward, besides a second copy of the forward's once the backward has
+run (DEVELOPERS.md, issue 20). ``release_last_program`` drops what the program that last ran on
+this thread cached, between runs. The next run makes the copies afresh, as Paddle's ops without
+a cache do every time. Where the op cannot be had (no compiler, ``PULSE_COMPILED_OPS=0``)
+nothing is released.
+"""
+
+from __future__ import annotations
+
+import paddle
+
+from pulse_cli.graphs.op import library
+
+NAME = "pulse_release_onednn_cache"
+
+
+def release_last_program() -> bool:
+    """Drop the oneDNN buffers Paddle cached for the program that ran last on this thread (a
+    ``to_static`` forward, or its backward); call it right after that run. False where the
+    compiled op is not there."""
+    op = library.op(NAME)
+    if op is None:
+        return False
+    op(paddle.zeros([1]))  # an op takes a tensor: this one only passes it through
+    return True
+
