@@ -5,8 +5,9 @@
 // outside Paddle's allocator, and freed only when the program's interpreter is destroyed, which
 // dy2static never does: 0.9 GB of full-size copies held between the steps of a 1024 px search.
 // Paddle drops a program's entries by the interpreter's address (ResetBlobMap), which the
-// thread-local oneDNN state holds while a program runs and after, until the next runs: the op,
-// called eagerly, drops the entries of the last one that ran.
+// thread-local oneDNN state holds while a program runs and after, until the next runs: the op
+// drops the entries of the program running it (in a graph: what it cached so far, the forward's
+// in the forward, the backward's in the backward), or, called eagerly, of the last one that ran.
 #include "paddle/extension.h"
 
 #ifdef PADDLE_WITH_DNNL
@@ -32,13 +33,23 @@ void ReleaseCurrentProgram() {
 
 }  // namespace
 
-// X passes through: an op needs a tensor.
+// X (and its gradient) pass through as they are, in whatever layout oneDNN left them.
 std::vector<paddle::Tensor> ReleaseOnednnCache(const paddle::Tensor& x) {
   ReleaseCurrentProgram();
   return {x};
+}
+
+std::vector<paddle::Tensor> ReleaseOnednnCacheGrad(const paddle::Tensor& out_grad) {
+  ReleaseCurrentProgram();
+  return {out_grad};
 }
 
 PD_BUILD_OP(pulse_release_onednn_cache)
     .Inputs({"X"})
     .Outputs({"Out"})
     .SetKernelFn(PD_KERNEL(ReleaseOnednnCache));
+
+PD_BUILD_GRAD_OP(pulse_release_onednn_cache)
+    .Inputs({paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X")})
+    .SetKernelFn(PD_KERNEL(ReleaseOnednnCacheGrad));
