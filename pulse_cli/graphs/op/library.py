@@ -1,6 +1,6 @@
 """The compiled library behind ``pulse_cli.graphs.op``: every ``*.cc`` beside this module (with the
-``*.h`` they share) built into one Paddle custom-op library, once per Paddle version and set of
-sources, and loaded on first use.
+``*.h`` they share, and ``onednn/``'s stand-in for oneDNN's header) built into one Paddle custom-op
+library, once per Paddle version and set of sources, and loaded on first use.
 
 Built with the C++ compiler Paddle's extension loader uses (about 20 s) into Paddle's extension
 folder (``PADDLE_EXTENSION_DIR``, else ``~/.cache/paddle_extensions``), not the model cache: every
