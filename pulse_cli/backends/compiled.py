@@ -12,6 +12,7 @@ from paddle import nn
 
 from pulse_cli.devices import onednn_available
 from pulse_cli.graphs.objective import Objective
+from pulse_cli.graphs.op.onednn_cache import release_last_program
 
 ONEDNN_FLAG = "FLAGS_use_mkldnn"
 
@@ -53,6 +54,10 @@ class CompiledSynthesis(nn.Layer):
     generator's declared ``Capabilities.onednn_backward``, as StyleGAN's: 1024 px, batch 1, 6.6 s
     a step against 9.8 s in dygraph) and its parameters are frozen. A network that oneDNN refuses to train
     (``conv2d_transpose`` is inference-only there) is compiled without it.
+
+    After each oneDNN run, forward and backward, the layout copies Paddle's oneDNN kernels cached
+    for it are freed (``release_last_program``): they are remade on the next run, and held they
+    were most of the program's memory between steps.
     """
 
     def __init__(
@@ -79,9 +84,12 @@ class CompiledSynthesis(nn.Layer):
         self.program.training = True
         previous = _set_onednn(self.use_onednn)
         try:
-            return self.program(latent_in, noise)
+            image = self.program(latent_in, noise)
         finally:
             _set_onednn(previous)
+        if self.use_onednn:
+            release_last_program()
+        return image
 
     def _frozen(self) -> bool:
         """Whether no parameter takes a gradient, as in a search: what ``onednn_backward`` is
@@ -105,8 +113,15 @@ class CompiledSynthesis(nn.Layer):
             backward = self.use_onednn and self.onednn_backward and self._frozen()
             previous = _onednn_flag()
             image.register_hook(lambda grad: (_set_onednn(backward), grad)[1])
-            first_input.register_hook(lambda grad: (_set_onednn(previous), grad)[1])
+            first_input.register_hook(lambda grad: self._backward_done(previous, grad))
         return image
+
+    def _backward_done(self, previous: bool, grad: paddle.Tensor) -> paddle.Tensor:
+        # The hook on the first input runs once the backward program has run.
+        _set_onednn(previous)
+        if self.use_onednn:
+            release_last_program()
+        return grad
 
 
 def runtime_of(objective: Objective) -> str:

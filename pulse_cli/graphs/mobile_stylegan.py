@@ -40,6 +40,7 @@ from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
 from pulse_cli.graphs.op.noise_bias_leaky_relu import fused, noise_bias_leaky_relu
+from pulse_cli.graphs.op.onednn_cache import releasing
 from pulse_cli.graphs.stylegan import leaky_relu
 
 STYLE_DIM = 512
@@ -212,8 +213,10 @@ class SynthesisBlock(nn.Layer):
 
     def forward(self, x: paddle.Tensor, styles: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
         x = self.up(x, styles[:, 0])
-        x = self.conv1(x, styles[:, 1], noise[0])
-        return self.conv2(x, styles[:, 2], noise[1])
+        # compiled, oneDNN's cached layout copies are dropped conv by conv (issue 20's memory);
+        # only after the convs: ``releasing`` must follow a ``plain_layout`` (their epilogue's)
+        x = releasing(self.conv1(x, styles[:, 1], noise[0]))
+        return releasing(self.conv2(x, styles[:, 2], noise[1]))
 
 
 class ToImage(nn.Layer):

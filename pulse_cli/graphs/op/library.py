@@ -1,6 +1,6 @@
 """The compiled library behind ``pulse_cli.graphs.op``: every ``*.cc`` beside this module (with the
-``*.h`` they share) built into one Paddle custom-op library, once per Paddle version and set of
-sources, and loaded on first use.
+``*.h`` they share, and ``onednn/``'s stand-in for oneDNN's header) built into one Paddle custom-op
+library, once per Paddle version and set of sources, and loaded on first use.
 
 Built with the C++ compiler Paddle's extension loader uses (about 20 s) into Paddle's extension
 folder (``PADDLE_EXTENSION_DIR``, else ``~/.cache/paddle_extensions``), not the model cache: every
@@ -30,6 +30,8 @@ from pulse_cli.threads import openmp_threads
 ENV_SWITCH = "PULSE_COMPILED_OPS"  # "0": Paddle's own ops only
 SOURCES = tuple(sorted(Path(__file__).parent.glob("*.cc")))
 HEADERS = tuple(sorted(Path(__file__).parent.glob("*.h")))  # included by the sources
+# oneDNN's header as far as Paddle's onednn_context.h needs it (the wheels do not ship oneDNN's)
+ONEDNN_SHIM = Path(__file__).parent / "onednn"
 
 
 def op(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
@@ -72,7 +74,8 @@ def _built() -> tuple[object | None, str | None]:
         return None, f"no C++ compiler ({os.environ.get('CXX', 'c++')}) for Paddle's extension loader"
     from paddle.utils.cpp_extension import get_build_directory, load
 
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:12]
+    shim = tuple(sorted(ONEDNN_SHIM.glob("*.hpp")))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS + shim)).hexdigest()[:12]
     build = Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
     build.mkdir(parents=True, exist_ok=True)
     # One build at a time: parallel pulse processes share the folder.
@@ -80,12 +83,19 @@ def _built() -> tuple[object | None, str | None]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return load(
-                name="pulse_ops", sources=[str(source) for source in SOURCES], extra_cxx_cflags=["-O3"],
-                build_directory=str(build), verbose=False,
+                name="pulse_ops", sources=[str(source) for source in SOURCES], extra_cxx_cflags=_flags(),
+                extra_include_paths=[str(ONEDNN_SHIM)], build_directory=str(build), verbose=False,
             ), None  # fmt: skip
         except Exception as exc:  # no headers, a failed build: Paddle's ops will do
             error = next((line.strip() for line in printed if "error" in line.lower()), describe(exc))
             return None, f"the build failed: {error}"
+
+
+def _flags() -> list[str]:
+    # Paddle's headers declare its oneDNN state only under the macro its own build had: set it
+    # where Paddle has oneDNN kernels (the CPU wheels), for onednn_cache.cc.
+    onednn = bool(paddle.base.core.is_compiled_with_mkldnn())
+    return ["-O3", *(["-DPADDLE_WITH_DNNL"] if onednn else [])]
 
 
 @functools.cache
