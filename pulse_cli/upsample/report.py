@@ -31,9 +31,10 @@ class ImageRecord:
     seed: searched alone with ``SearchOptions(seed=seed)`` it starts from the same point;
     ``seconds`` is its share of its batch's search.
     ``total`` and ``l2`` are the output's scores from the search (Paddle); ``rescore`` holds them
-    as the ``onnx`` backend scored the output again: ``runtime``, ``total`` and ``l2``. Where the
-    strategy made the output consistent with its input after the search (the faithful one,
-    ``pulse_cli.consistency``), ``l2`` is the output's and ``search_l2`` the generator's image's.
+    as the ``onnx`` backend scored the output's latent again: ``runtime``, ``total`` and ``l2``.
+    Where the strategy made the output consistent with its input after the search (the faithful
+    one, ``pulse_cli.consistency``), ``l2`` is the output's and ``search_l2`` (and ``rescore``'s
+    ``l2``) the generator's image's.
     ``latent`` names the ``.npz`` holding its latent and noise maps, with ``save_latent``.
     ``input_sha256`` is the input file's digest, so a rerun knows whether the input changed.
     ``output``, ``crop`` and ``photo`` are paths relative to the output folder: the upsampled image,
