@@ -108,6 +108,17 @@ def test_onnx_backend_json_says_what_ran_where_and_holds_the_onnxruntime_scores(
     assert image["rescore"]["total"] == pytest.approx(image["total"], rel=1e-4)
 
 
+def test_the_progress_line_gives_the_consistent_l2_and_the_generators(dcgan_cache, tmp_path):
+    inputs = write_faces(tmp_path / "in", {"a.png": 16})
+    result = invoke("upsample", inputs, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "report.json").read_text())["images"][0]
+    line = next(line for line in result.output.splitlines() if line.startswith("a: L2 "))
+    shown, searched = re.match(r"a: L2 (\S+) \(eps (?:not )?met, (\S+) before consistency\)", line).groups()
+    assert float(shown) == pytest.approx(record["l2"], rel=0.06, abs=5e-5)
+    assert float(searched) == pytest.approx(record["search_l2"], rel=0.06, abs=5e-5)
+
+
 def test_search_flags_map_onto_search_options(dcgan_cache, tmp_path):
     inputs = write_faces(tmp_path / "in", {"a.png": 16})
     result = invoke(

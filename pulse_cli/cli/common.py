@@ -107,9 +107,9 @@ class ProgressListener(Listener):
             return
         met = "[green]eps met[/]" if record.eps_met else "[yellow]eps not met[/]"
         note = f" [dim]({escape(record.note)})[/]" if record.note else ""
-        searched = "" if record.search_l2 is None else f", {record.search_l2:.4f} before consistency"
+        searched = "" if record.search_l2 is None else f", {_l2(record.search_l2)} before consistency"
         self.progress.console.print(
-            f"{escape(record.name)}: L2 {record.l2:.4f} ({met}{searched}), best step {record.best_step}, "
+            f"{escape(record.name)}: L2 {_l2(record.l2)} ({met}{searched}), best step {record.best_step}, "
             f"{record.seconds:.1f} s{note}"
         )
 
@@ -119,6 +119,12 @@ class ProgressListener(Listener):
 
     def note(self, text: str) -> None:
         self.progress.console.print(f"[dim]note: {escape(text)}[/]")
+
+
+def _l2(value: float) -> str:
+    """An L2 as the progress output prints it: four decimals, like eps, or two digits when smaller
+    (a consistent face's L2 is 1e-5, not 0.0000)."""
+    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def make_progress() -> Progress:
