@@ -24,7 +24,7 @@ import functools
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from pulse_cli.graphs.bicubic import downscale_matrix
+from pulse_cli.graphs.bicubic import downscale_array, downscale_matrix
 
 ROUNDS = 3  # the lower band's residual after three: < 1 % of the first's on the study's faces
 
@@ -39,12 +39,6 @@ def right_inverse(size: int, factor: int) -> np.ndarray:
     return inverse
 
 
-def downscaled(images: np.ndarray, factor: int) -> np.ndarray:
-    """PULSE's bicubic downscale of [B, C, R, R] images, in float64 (the search's, without clipping)."""
-    matrix = downscale_matrix(images.shape[-1], factor).astype(np.float64)
-    return matrix @ np.asarray(images, np.float64) @ matrix.T
-
-
 def consistent(images: np.ndarray, refs: np.ndarray, sigma: float, rounds: int = ROUNDS) -> np.ndarray:
     """``images`` [B, 3, R, R] in [0, 1] with the lower band (a Gaussian of ``sigma`` pixels of the
     references) of their residual against ``refs`` [B, 3, r, r] put back; float32, in [0, 1]."""
@@ -56,6 +50,6 @@ def consistent(images: np.ndarray, refs: np.ndarray, sigma: float, rounds: int =
     refs = np.asarray(refs, np.float64)
     out = np.asarray(images, np.float64)
     for _ in range(rounds):
-        residual = gaussian_filter(refs - downscaled(out, factor), (0, 0, sigma, sigma), mode="reflect")
+        residual = gaussian_filter(refs - downscale_array(out, factor), (0, 0, sigma, sigma), mode="reflect")
         out = np.clip(out + inverse @ residual @ inverse.T, 0.0, 1.0)
     return out.astype(np.float32)

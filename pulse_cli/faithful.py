@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pulse_cli.consistency import consistent, downscaled
+from pulse_cli.consistency import consistent
+from pulse_cli.graphs.bicubic import downscale_array
 from pulse_cli.graphs.generator import Generator
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchError, SearchResult, StepReport, search
@@ -195,7 +196,7 @@ def _made_consistent(result: SearchResult, ref_im: np.ndarray, eps: float, sigma
     image = result.best_image.copy()
     image[ok] = consistent(result.best_image[ok], ref_im[ok], sigma)
     factor = image.shape[-1] // ref_im.shape[-1]
-    image_lr = downscaled(image, factor)
+    image_lr = downscale_array(image, factor)
     l2 = np.where(ok, ((image_lr - ref_im) ** 2).mean(axis=(1, 2, 3)), result.best_l2)
     return replace(
         result,

@@ -6,7 +6,7 @@ import numpy as np
 import paddle
 import pytest
 
-from pulse_cli.graphs.bicubic import BicubicDownsample, bicubic_kernel
+from pulse_cli.graphs.bicubic import BicubicDownsample, bicubic_kernel, downscale_array, downscale_images
 
 REFERENCE_CASES = [("x64", 2), ("x64", 4), ("x64", 8), ("x256", 4), ("x256", 16)]
 
@@ -72,3 +72,12 @@ def test_an_image_side_within_the_reflect_padding_is_refused_naming_the_side():
     with pytest.raises(ValueError, match="side of 12 px is too small for a x8 downscale"):
         BicubicDownsample(8)(paddle.zeros([1, 3, 12, 12]))
     assert BicubicDownsample(8)(paddle.zeros([1, 3, 16, 16])).shape == [1, 3, 2, 2]
+
+
+def test_the_numpy_downscale_is_the_layers_and_the_pictures_are_it_clipped():
+    images = np.random.default_rng(3).random((2, 3, 128, 128)).astype(np.float32)
+    layer = BicubicDownsample(8)(paddle.to_tensor(images)).numpy()
+    np.testing.assert_allclose(downscale_array(images, 8), layer, atol=1e-6)
+    pictures = downscale_images(images, 8)
+    assert pictures.dtype == np.float32
+    np.testing.assert_allclose(pictures, np.clip(layer, 0, 1), atol=1e-6)

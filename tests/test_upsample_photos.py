@@ -14,10 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pulse_cli.cli import app
-from pulse_cli.consistency import downscaled
 from pulse_cli.faces.align import align
 from pulse_cli.faces.paste import default_scale
 from pulse_cli.faces.sizes import choose_input_size
+from pulse_cli.graphs.bicubic import downscale_array
 from pulse_cli.images import MAX_PIXELS, draft_scale, read_image, to_pil
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FaceOptions, Listener, UpsampleError, upsample_folder
@@ -107,7 +107,7 @@ def test_the_faithful_strategys_face_downscales_to_its_crop_and_both_l2s_are_rep
     assert record["search_l2"] > record["l2"]  # the generator's image, then made consistent
     crop = read_image(out / "faces" / "astronaut_512_1.png")[None]
     face = read_image(out / "upsampled" / "astronaut_512_1.png")[None]
-    l2 = float(((downscaled(face, face.shape[-1] // crop.shape[-1]) - crop) ** 2).mean())
+    l2 = float(((downscale_array(face, face.shape[-1] // crop.shape[-1]) - crop) ** 2).mean())
     assert l2 == pytest.approx(record["l2"], rel=0.05, abs=2e-5)  # as written, 8-bit
 
 

@@ -84,9 +84,16 @@ class BicubicDownsample(nn.Layer):
         return rows.reshape([-1, channels, *rows.shape[1:]])
 
 
+def downscale_array(images: np.ndarray, factor: int) -> np.ndarray:
+    """PULSE's bicubic downscale of [..., H, W] arrays in NumPy, float64 and unclipped: the same
+    matrices as ``BicubicDownsample``, for code that works on arrays after a search."""
+    height, width = images.shape[-2:]
+    rows = downscale_matrix(height, factor).astype(np.float64)
+    cols = rows if width == height else downscale_matrix(width, factor).astype(np.float64)
+    return rows @ np.asarray(images, np.float64) @ cols.T
+
+
 def downscale_images(images: np.ndarray, factor: int) -> np.ndarray:
-    """PULSE's bicubic downscale of [B, 3, R, R] images in [0, 1], as the search compares them,
-    without gradients; the result is clipped to [0, 1] (for pictures)."""
-    with paddle.no_grad():
-        small = BicubicDownsample(factor)(paddle.to_tensor(np.asarray(images, np.float32)))
-    return np.clip(small.numpy(), 0, 1)
+    """PULSE's bicubic downscale of [B, 3, R, R] images in [0, 1], as the search compares them;
+    float32, clipped to [0, 1] (for pictures)."""
+    return np.clip(downscale_array(images, factor), 0, 1).astype(np.float32)
