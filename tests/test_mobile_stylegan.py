@@ -216,6 +216,29 @@ def test_compiled_synthesis_trains_with_the_dygraph_gradients():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
 
 
+def test_compiled_synthesis_gives_the_parameters_their_gradients_once_they_thaw():
+    synthesis = small_generator().synthesis
+    for parameter in synthesis.parameters():
+        parameter.stop_gradient = True
+    latent = paddle.to_tensor(np.random.default_rng(4).standard_normal((1, synthesis.num_layers, 512)))
+    latent = latent.astype("float32")
+    latent.stop_gradient = False
+    noise = synthesis.default_noise(1)
+    compiled = CompiledSynthesis(synthesis)
+    compiled(latent, noise).mean().backward()  # traced frozen: no gradients for the epilogues' biases
+    for parameter in synthesis.parameters():
+        parameter.stop_gradient = False
+    bias = synthesis.blocks[-1].conv2.bias
+
+    def gradient(run) -> np.ndarray:
+        bias.clear_gradient()
+        run(latent, noise).mean().backward()
+        return bias.grad.numpy()
+
+    expected = gradient(synthesis)
+    np.testing.assert_allclose(gradient(compiled), expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
 def test_small_network_exports_with_every_parity_check_passing(tmp_path):
     result = export_model(small_generator(), tmp_path / "msg", resolution_lr=8)
     assert result.checks and all(check.passed for check in result.checks)

@@ -201,3 +201,36 @@ def test_compiled_noise_bias_leaky_relu_refuses_a_bias_without_one_value_per_cha
     x, noise, bias = _epilogue_inputs(11, (1, 4, 8, 8))
     with pytest.raises(OSError, match="one bias value per channel"):  # how Paddle raises a PD_CHECK
         compiled_epilogue(x, noise, bias[:, :2], epilogue.SLOPE, 1)
+
+
+def test_the_epilogue_of_fixed_noise_and_bias_gives_paddles_values_and_the_inputs_gradient(
+    compiled_epilogue, monkeypatch
+):
+    built = []
+    op_for = library.op_for
+    monkeypatch.setattr(library, "op_for", lambda name: (built.append(name), op_for(name))[1])
+    x, noise, bias = _epilogue_inputs(12, (2, 5, 19, 23))
+    noise.stop_gradient = bias.stop_gradient = True  # a search's fixed noise map and frozen bias
+    upstream = paddle.to_tensor(np.random.default_rng(1).standard_normal(x.shape).astype(np.float32))
+    for run in (epilogue.noise_bias_leaky_relu, paddle.jit.to_static(epilogue.noise_bias_leaky_relu)):
+        x.clear_gradient()
+        y = run(x, noise, bias)
+        (y * upstream).sum().backward()
+        got = [y.numpy(), x.grad.numpy()]
+        x.clear_gradient()
+        expected_y = _paddle_epilogue(x, noise, bias)
+        (expected_y * upstream).sum().backward()
+        np.testing.assert_allclose(got[0], expected_y.numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got[1], x.grad.numpy(), rtol=1e-6, atol=1e-6)
+    assert set(built) == {epilogue.FIXED_NAME}
+
+
+def test_the_epilogue_keeps_the_noises_gradient_where_the_noise_takes_one(compiled_epilogue, monkeypatch):
+    built = []
+    op_for = library.op_for
+    monkeypatch.setattr(library, "op_for", lambda name: (built.append(name), op_for(name))[1])
+    x, noise, bias = _epilogue_inputs(13, (1, 4, 8, 8))
+    bias.stop_gradient = True  # frozen parameters, a trained noise map: as PULSE's first layers
+    epilogue.noise_bias_leaky_relu(x, noise, bias).sum().backward()
+    assert built == [epilogue.NAME] and noise.grad is not None
+

@@ -68,6 +68,9 @@ class CompiledSynthesis(nn.Layer):
         self.onednn_backward = onednn_backward
         self.program = paddle.jit.to_static(_AssignedSynthesis(synthesis), full_graph=True)
         self.onednn_refused: str | None = None
+        # whether the parameters were frozen when the program was traced: the graph holds ops that
+        # make no gradient for what took none then (``noise_bias_leaky_relu``'s fixed form)
+        self.traced_frozen: bool | None = None
 
     @property
     def runtime(self) -> str:
@@ -96,7 +99,14 @@ class CompiledSynthesis(nn.Layer):
         declared for (oneDNN's reduction for a broadcast bias's gradient aborts the process)."""
         return all(parameter.stop_gradient for parameter in self.program.parameters())
 
+    def _retrace(self) -> None:
+        self.program = paddle.jit.to_static(_AssignedSynthesis(self.program.synthesis), full_graph=True)
+
     def forward(self, latent_in: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
+        frozen = self._frozen()
+        if self.traced_frozen is not None and frozen != self.traced_frozen:
+            self._retrace()  # parameters thawed or froze since: a program traced for them
+        self.traced_frozen = frozen
         try:
             image = self._run(latent_in, noise)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
@@ -106,11 +116,11 @@ class CompiledSynthesis(nn.Layer):
             cause = next((line.strip() for line in lines if "Error" in line), type(exc).__name__)
             self.onednn_refused = cause.split(": ", 1)[-1].split(". ")[0]
             self.use_onednn = False
-            self.program = paddle.jit.to_static(_AssignedSynthesis(self.program.synthesis), full_graph=True)
+            self._retrace()
             image = self._run(latent_in, noise)
         first_input = next((x for x in [latent_in, *noise] if not x.stop_gradient), None)
         if first_input is not None:
-            backward = self.use_onednn and self.onednn_backward and self._frozen()
+            backward = self.use_onednn and self.onednn_backward and frozen
             previous = _onednn_flag()
             image.register_hook(lambda grad: (_set_onednn(backward), grad)[1])
             first_input.register_hook(lambda grad: self._backward_done(previous, grad))

@@ -5,6 +5,9 @@
 // copies the gradient for each input), with layout reorders between them.
 // The backward reads only y (its sign is the pre-activation's: the slope is positive): dx, the
 // noise's gradient (summed over channels) and the bias's (summed over images and pixels).
+// pulse_noise_bias_leaky_relu_fixed is the same forward for noise and bias that take no gradient
+// (a search's fixed noise maps and frozen bias): its backward makes dx alone, a streaming pass
+// instead of a reduction over the channels at every pixel (a quarter of the time at 64x512^2).
 #include <algorithm>
 #include <mutex>
 #include <vector>
@@ -52,6 +55,12 @@ float Differentiate(const float* __restrict__ y, const float* __restrict__ dy, f
   }
   for (int64_t j = 0; j < Lanes; ++j) sum += lanes[j];
   return sum;
+}
+
+// dx alone: dx = dy * (1 or slope, by the sign of y).
+void DifferentiateInput(const float* __restrict__ y, const float* __restrict__ dy, float slope, int64_t size,
+                        float* __restrict__ dx) {
+  for (int64_t i = 0; i < size; ++i) dx[i] = dy[i] * (y[i] > 0.0f ? 1.0f : slope);
 }
 
 struct Shape {
@@ -127,6 +136,19 @@ std::vector<paddle::Tensor> NoiseBiasLeakyReluBackward(const paddle::Tensor& y, 
   return {dx, dnoise, dbias};
 }
 
+std::vector<paddle::Tensor> FixedNoiseBiasLeakyReluBackward(const paddle::Tensor& y, const paddle::Tensor& dy,
+                                                            float slope, int threads) {
+  PD_CHECK(y.numel() == dy.numel(), "pulse_noise_bias_leaky_relu_fixed takes a gradient of the output's shape");
+  auto dx = paddle::empty(y.shape(), y.dtype(), y.place());
+  const float* yp = y.data<float>();
+  const float* gp = dy.data<float>();
+  float* dxp = dx.data<float>();
+  ForRanges(y.numel(), threads, [&](int64_t first, int64_t last) {
+    DifferentiateInput(yp + first, gp + first, slope, last - first, dxp + first);
+  });
+  return {dx};
+}
+
 std::vector<std::vector<int64_t>> NoiseBiasLeakyReluShapes(const std::vector<int64_t>& x,
                                                            const std::vector<int64_t>& noise,
                                                            const std::vector<int64_t>& bias) {
@@ -152,6 +174,16 @@ std::vector<paddle::DataType> NoiseBiasLeakyReluGradDtypes(const paddle::DataTyp
   return {y, y, y};
 }
 
+std::vector<std::vector<int64_t>> FixedNoiseBiasLeakyReluGradShapes(const std::vector<int64_t>& y,
+                                                                    const std::vector<int64_t>& dy) {
+  return {y};
+}
+
+std::vector<paddle::DataType> FixedNoiseBiasLeakyReluGradDtypes(const paddle::DataType& y,
+                                                                const paddle::DataType& dy) {
+  return {y};
+}
+
 PD_BUILD_OP(pulse_noise_bias_leaky_relu)
     .Inputs({"X", "Noise", "Bias"})
     .Outputs({"Y"})
@@ -167,3 +199,19 @@ PD_BUILD_GRAD_OP(pulse_noise_bias_leaky_relu)
     .SetKernelFn(PD_KERNEL(NoiseBiasLeakyReluBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(NoiseBiasLeakyReluGradShapes))
     .SetInferDtypeFn(PD_INFER_DTYPE(NoiseBiasLeakyReluGradDtypes));
+
+PD_BUILD_OP(pulse_noise_bias_leaky_relu_fixed)
+    .Inputs({"X", "Noise", "Bias"})
+    .Outputs({"Y"})
+    .Attrs({"slope: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(NoiseBiasLeakyReluForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(NoiseBiasLeakyReluShapes))
+    .SetInferDtypeFn(PD_INFER_DTYPE(NoiseBiasLeakyReluDtypes));
+
+PD_BUILD_GRAD_OP(pulse_noise_bias_leaky_relu_fixed)
+    .Inputs({"Y", paddle::Grad("Y")})
+    .Outputs({paddle::Grad("X")})
+    .Attrs({"slope: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(FixedNoiseBiasLeakyReluBackward))
+    .SetInferShapeFn(PD_INFER_SHAPE(FixedNoiseBiasLeakyReluGradShapes))
+    .SetInferDtypeFn(PD_INFER_DTYPE(FixedNoiseBiasLeakyReluGradDtypes));
