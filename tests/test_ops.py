@@ -14,7 +14,9 @@ import paddle.nn.functional as F
 import pytest
 from ci import assert_fails_in_ci_and_skips_outside, skip_outside_ci
 
+from pulse_cli.graphs.mobile_stylegan import haar_groups, haar_synthesis_kernel
 from pulse_cli.graphs.op import instance_norm as op
+from pulse_cli.graphs.op import inverse_haar as haar
 from pulse_cli.graphs.op import library
 from pulse_cli.graphs.op import noise_bias_leaky_relu as epilogue
 
@@ -38,11 +40,19 @@ def _values_and_gradients(norm, tensors: list[paddle.Tensor], upstream: paddle.T
 
 
 def _assert_same(
-    run, reference, tensors: list[paddle.Tensor], names: list[str], rtol: float, atol: float
+    run,
+    reference,
+    tensors: list[paddle.Tensor],
+    names: list[str],
+    rtol: float,
+    atol: float,
+    out_shape: tuple[int, ...] | None = None,
 ) -> None:
-    """``run`` gives ``reference``'s output and gradients (of a fixed random projection) for
-    ``tensors``; ``atol`` relative to each expected array's largest magnitude."""
-    upstream = np.random.default_rng(1).standard_normal(tensors[0].shape).astype(np.float32)
+    """``run`` gives ``reference``'s output (of ``out_shape``, else the first tensor's shape) and
+    gradients (of a fixed random projection) for ``tensors``; ``atol`` relative to each expected
+    array's largest magnitude."""
+    shape = out_shape or tensors[0].shape
+    upstream = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     got = _values_and_gradients(run, tensors, paddle.to_tensor(upstream))
     expected = _values_and_gradients(reference, tensors, paddle.to_tensor(upstream))
     for name, a, b in zip(names, got, expected, strict=True):
@@ -83,7 +93,9 @@ def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_com
 
 
 WHY_NOT = """
+from pulse_cli.graphs.mobile_stylegan import haar_groups, haar_synthesis_kernel
 from pulse_cli.graphs.op import instance_norm as op
+from pulse_cli.graphs.op import inverse_haar as haar
 from pulse_cli.graphs.op import library
 print(op.compiled() is None, library.why_not_compiled(op.NAME))
 """
@@ -234,3 +246,46 @@ def test_the_epilogue_keeps_the_noises_gradient_where_the_noise_takes_one(compil
     epilogue.noise_bias_leaky_relu(x, noise, bias).sum().backward()
     assert built == [epilogue.NAME] and noise.grad is not None
 
+
+def _bands(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(dims) for dims in (shape, shape[:2])]
+    return [paddle.to_tensor(a.astype(np.float32), stop_gradient=False) for a in arrays]
+
+
+def _paddle_inverse_haar(x: paddle.Tensor, scale: paddle.Tensor) -> paddle.Tensor:
+    channels = x.shape[1] // 4
+    bands = haar_groups(x * scale.unsqueeze([2, 3]))
+    return F.pixel_shuffle(F.conv2d(bands, haar_synthesis_kernel(channels), groups=channels), 2)
+
+
+@pytest.fixture(scope="module")
+def compiled_haar():
+    return compiled_or_skip(haar.NAME)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 3, 5), (2, 12, 9, 7), (1, 64, 64, 64)])
+def test_compiled_inverse_haar_gives_paddles_values_and_gradients(compiled_haar, shape):
+    tensors = _bands(14, shape)
+    assert haar.fused(tensors[0])
+    out_shape = (shape[0], shape[1] // 4, 2 * shape[2], 2 * shape[3])
+    names = ["output", "d x", "d scale"]
+    _assert_same(haar.inverse_haar, _paddle_inverse_haar, tensors, names, 1e-5, 1e-5, out_shape)
+
+
+def test_compiled_inverse_haar_runs_in_a_static_graph_with_its_gradients(compiled_haar):
+    static = paddle.jit.to_static(haar.inverse_haar, full_graph=True)
+    names = ["output", "d x", "d scale"]
+    _assert_same(static, haar.inverse_haar, _bands(15, (2, 8, 6, 6)), names, 1e-6, 1e-6, (2, 2, 12, 12))
+
+
+def test_the_inverse_haar_is_left_to_paddles_ops_where_the_compiled_one_cannot_run(monkeypatch):
+    x, _ = _bands(16, (1, 8, 4, 4))
+    monkeypatch.setenv(library.ENV_SWITCH, "0")
+    assert not haar.fused(x)
+
+
+def test_compiled_inverse_haar_refuses_a_scale_without_one_value_per_band(compiled_haar):
+    x, scale = _bands(17, (1, 8, 4, 4))
+    with pytest.raises(OSError, match="one scale per image and band"):  # how Paddle raises a PD_CHECK
+        compiled_haar(x, scale[:, :4], 1)

@@ -39,6 +39,7 @@ import paddle.nn.functional as F
 from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
+from pulse_cli.graphs.op import inverse_haar as compiled_haar
 from pulse_cli.graphs.op.noise_bias_leaky_relu import fused, noise_bias_leaky_relu
 from pulse_cli.graphs.op.onednn_cache import releasing
 from pulse_cli.graphs.stylegan import leaky_relu
@@ -135,10 +136,17 @@ def inverse_haar(
     [B, C, 2h, 2w]. ``kernel`` is ``haar_synthesis_kernel(C)``.
 
     The synthesis filters are [1, 1]/√2 and [1, -1]/√2 of stride 2, so each output pixel of a 2×2
-    cell is half a ± sum of the four bands: a grouped 1×1 conv on the regrouped bands, then
-    ``pixel_shuffle``. A conv rather than adds and subtractions: under ``to_static`` oneDNN's
-    ``subtract_grad`` gives the subtrahend the wrong sign (DEVELOPERS.md).
+    cell is half a ± sum of the four bands. The compiled op does it in one pass where it runs
+    (``graphs/op/inverse_haar``; ``x`` must then be in plain layout, see ``plain_layout``), else a
+    grouped 1×1 conv on the regrouped bands, then ``pixel_shuffle``. A conv rather than adds and
+    subtractions: under ``to_static`` oneDNN's ``subtract_grad`` gives the subtrahend the wrong
+    sign (DEVELOPERS.md).
     """
+    if compiled_haar.fused(x):
+        if modulation is None:
+            modulation = paddle.ones(x.shape[:2], dtype=x.dtype)
+        # the gradient reaches the op from a conv's backward, in oneDNN's blocked layout
+        return plain_layout(compiled_haar.inverse_haar(x, modulation))
     channels = x.shape[1] // HAAR_BANDS
     bands = haar_groups(x)
     if modulation is None:
@@ -233,7 +241,8 @@ class ToImage(nn.Layer):
 
     def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
         bands = modulated_conv(x, self.weight, self.modulation(style)) + self.bias
-        return inverse_haar(bands, self.haar)
+        # oneDNN's conv writes channels-last: the compiled transform reads plain memory
+        return inverse_haar(plain_layout(bands), self.haar)
 
 
 class MobileSynthesis(nn.Layer):

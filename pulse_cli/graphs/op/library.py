@@ -95,7 +95,8 @@ def _flags() -> list[str]:
     # Paddle's headers declare its oneDNN state only under the macro its own build had: set it
     # where Paddle has oneDNN kernels (the CPU wheels), for onednn_cache.cc.
     onednn = bool(paddle.base.core.is_compiled_with_mkldnn())
-    return ["-O3", *(["-DPADDLE_WITH_DNNL"] if onednn else [])]
+    # -fopenmp-simd: the `omp simd` loops alone, without an OpenMP runtime (see parallel.h)
+    return ["-O3", "-fopenmp-simd", *(["-DPADDLE_WITH_DNNL"] if onednn else [])]
 
 
 @functools.cache
