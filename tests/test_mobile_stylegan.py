@@ -20,6 +20,7 @@ from pulse_cli.graphs.mobile_stylegan import (
     modulated_conv,
     shared_style_rows,
 )
+from pulse_cli.graphs.op import library
 from pulse_cli.models import mobile_stylegan
 from pulse_cli.models.mobile_stylegan import MOBILE_STYLEGAN_FFHQ
 from pulse_cli.models.openvino_ir import read_ir
@@ -196,24 +197,28 @@ def small_generator() -> Generator:
     return MOBILE_STYLEGAN_FFHQ.build(channels=SMALL, resolution=32, seed=2)
 
 
-def test_compiled_synthesis_trains_with_the_dygraph_gradients():
+def test_compiled_synthesis_trains_with_the_gradients_of_paddles_own_ops(monkeypatch):
     synthesis = small_generator().synthesis
     for parameter in synthesis.parameters():  # as a search has them: what oneDNN's backward is declared for
         parameter.stop_gradient = True
     latent_np = np.random.default_rng(3).standard_normal((2, synthesis.num_layers, 512)).astype(np.float32)
+    noise_np = [noise.numpy() for noise in synthesis.default_noise(2)]
 
-    def gradient(run) -> np.ndarray:
+    def gradients(run) -> list[np.ndarray]:
         latent = paddle.to_tensor(latent_np, stop_gradient=False)
-        image = run(latent, synthesis.default_noise(2))
+        noise = [paddle.to_tensor(n, stop_gradient=i >= 3) for i, n in enumerate(noise_np)]  # 3 trained
+        image = run(latent, noise)
         (image * image).mean().backward()
-        return latent.grad.numpy()
+        return [image.numpy(), latent.grad.numpy(), *[n.grad.numpy() for n in noise[:3]]]
 
     backward = MOBILE_STYLEGAN_FFHQ.capabilities.onednn_backward
     compiled = CompiledSynthesis(synthesis, onednn_backward=backward)  # oneDNN forward where available
-    expected = gradient(synthesis)
     for _ in range(2):  # the first call traces, the second runs the built program
-        got = gradient(compiled)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        got = gradients(compiled)
+    monkeypatch.setenv(library.ENV_SWITCH, "0")  # the reference: Paddle's own ops, eager
+    expected = gradients(synthesis)
+    for name, a, b in zip(["image", "latent", "noise 0", "noise 1", "noise 2"], got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max(), err_msg=name)
 
 
 def test_compiled_synthesis_gives_the_parameters_their_gradients_once_they_thaw():

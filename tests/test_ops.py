@@ -19,6 +19,7 @@ from pulse_cli.graphs.op import instance_norm as op
 from pulse_cli.graphs.op import inverse_haar as haar
 from pulse_cli.graphs.op import library
 from pulse_cli.graphs.op import noise_bias_leaky_relu as epilogue
+from pulse_cli.graphs.op import styled_conv as conv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,38 +216,6 @@ def test_compiled_noise_bias_leaky_relu_refuses_a_bias_without_one_value_per_cha
         compiled_epilogue(x, noise, bias[:, :2], epilogue.SLOPE, 1)
 
 
-def test_the_epilogue_of_fixed_noise_and_bias_gives_paddles_values_and_the_inputs_gradient(
-    compiled_epilogue, monkeypatch
-):
-    built = []
-    op_for = library.op_for
-    monkeypatch.setattr(library, "op_for", lambda name: (built.append(name), op_for(name))[1])
-    x, noise, bias = _epilogue_inputs(12, (2, 5, 19, 23))
-    noise.stop_gradient = bias.stop_gradient = True  # a search's fixed noise map and frozen bias
-    upstream = paddle.to_tensor(np.random.default_rng(1).standard_normal(x.shape).astype(np.float32))
-    for run in (epilogue.noise_bias_leaky_relu, paddle.jit.to_static(epilogue.noise_bias_leaky_relu)):
-        x.clear_gradient()
-        y = run(x, noise, bias)
-        (y * upstream).sum().backward()
-        got = [y.numpy(), x.grad.numpy()]
-        x.clear_gradient()
-        expected_y = _paddle_epilogue(x, noise, bias)
-        (expected_y * upstream).sum().backward()
-        np.testing.assert_allclose(got[0], expected_y.numpy(), rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(got[1], x.grad.numpy(), rtol=1e-6, atol=1e-6)
-    assert set(built) == {epilogue.FIXED_NAME}
-
-
-def test_the_epilogue_keeps_the_noises_gradient_where_the_noise_takes_one(compiled_epilogue, monkeypatch):
-    built = []
-    op_for = library.op_for
-    monkeypatch.setattr(library, "op_for", lambda name: (built.append(name), op_for(name))[1])
-    x, noise, bias = _epilogue_inputs(13, (1, 4, 8, 8))
-    bias.stop_gradient = True  # frozen parameters, a trained noise map: as PULSE's first layers
-    epilogue.noise_bias_leaky_relu(x, noise, bias).sum().backward()
-    assert built == [epilogue.NAME] and noise.grad is not None
-
-
 def _bands(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(dims) for dims in (shape, shape[:2])]
@@ -289,3 +258,74 @@ def test_compiled_inverse_haar_refuses_a_scale_without_one_value_per_band(compil
     x, scale = _bands(17, (1, 8, 4, 4))
     with pytest.raises(OSError, match="one scale per image and band"):  # how Paddle raises a PD_CHECK
         compiled_haar(x, scale[:, :4], 1)
+
+
+def _styled_conv_inputs(seed: int, shape: tuple[int, ...], outputs: int) -> list[paddle.Tensor]:
+    """x, depthwise and pointwise weights, modulation, noise, bias: the weights frozen, as in a search."""
+    n, c, h, w = shape
+    rng = np.random.default_rng(seed)
+    dims = [shape, (c, 1, 3, 3), (n, c), (outputs, c, 1, 1), (n, 1, h, w), (1, outputs, 1, 1)]
+    tensors = [paddle.to_tensor(rng.standard_normal(d).astype(np.float32)) for d in dims]
+    for i in (0, 2, 4):
+        tensors[i].stop_gradient = False
+    return tensors
+
+
+def _paddle_styled_conv(x, depthwise, modulation, pointwise, noise, bias):
+    t = F.conv2d(x * modulation.unsqueeze([2, 3]), depthwise, padding=1, groups=x.shape[1])
+    return F.leaky_relu(F.conv2d(t, pointwise) + noise + bias, epilogue.SLOPE)
+
+
+def _assert_styled_conv(run, tensors: list[paddle.Tensor], outputs: int, rtol: float, atol: float) -> None:
+    """``run`` gives Paddle's convs' output and the gradients of x, the modulation and the noise."""
+    n, _, h, w = tensors[0].shape
+    upstream = np.random.default_rng(1).standard_normal((n, outputs, h, w)).astype(np.float32)
+    upstream = paddle.to_tensor(upstream)
+    trained = [tensors[i] for i in (0, 2, 4)]
+    results = []
+    for function in (run, _paddle_styled_conv):
+        for tensor in trained:
+            tensor.clear_gradient()
+        y = function(*tensors)
+        (y * upstream).sum().backward()
+        results.append([y.numpy(), *[tensor.grad.numpy() for tensor in trained]])
+    for name, a, b in zip(["output", "d x", "d modulation", "d noise"], *results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * np.abs(b).max(), err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def compiled_conv():
+    return compiled_or_skip(conv.NAME)
+
+
+@pytest.mark.parametrize(
+    ("shape", "outputs"), [((1, 4, 5, 6), 3), ((2, 8, 9, 7), 6), ((1, 2, 1, 5), 2), ((1, 32, 64, 64), 64)]
+)
+def test_compiled_styled_conv_gives_paddles_values_and_gradients(compiled_conv, shape, outputs):
+    tensors = _styled_conv_inputs(18, shape, outputs)
+    assert conv.fused(tensors[0], tensors[4], [tensors[i] for i in (1, 3, 5)])
+    _assert_styled_conv(conv.styled_conv, tensors, outputs, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_styled_conv_runs_in_a_static_graph_with_its_gradients(compiled_conv):
+    static = paddle.jit.to_static(conv.styled_conv, full_graph=True)
+    _assert_styled_conv(static, _styled_conv_inputs(19, (2, 6, 12, 10), 4), 4, rtol=1e-5, atol=1e-5)
+
+
+def test_the_styled_conv_is_left_to_paddles_convs_where_a_weight_trains_or_compiled_ops_are_off(
+    compiled_conv, monkeypatch
+):
+    x, depthwise, _, pointwise, noise, bias = _styled_conv_inputs(20, (1, 4, 8, 8), 4)
+    assert conv.fused(x, noise, [depthwise, pointwise, bias])
+    bias.stop_gradient = False  # the op makes no gradient for the weights or the bias
+    assert not conv.fused(x, noise, [depthwise, pointwise, bias])
+    bias.stop_gradient = True
+    assert not conv.fused(paddle.concat([x, x]), noise, [])  # one noise map for a batch of two: a broadcast
+    monkeypatch.setenv(library.ENV_SWITCH, "0")
+    assert not conv.fused(x, noise, [depthwise, pointwise, bias])
+
+
+def test_compiled_styled_conv_refuses_a_modulation_without_one_value_per_image_and_channel(compiled_conv):
+    x, depthwise, modulation, pointwise, noise, bias = _styled_conv_inputs(21, (1, 4, 8, 8), 4)
+    with pytest.raises(OSError, match="a modulation"):  # how Paddle raises a PD_CHECK
+        compiled_conv(x, depthwise, modulation[:, :2], pointwise, noise, bias, epilogue.SLOPE, 1)

@@ -40,6 +40,7 @@ from paddle import nn
 from paddle.nn.initializer import Constant, Normal
 
 from pulse_cli.graphs.op import inverse_haar as compiled_haar
+from pulse_cli.graphs.op import styled_conv as compiled_conv
 from pulse_cli.graphs.op.noise_bias_leaky_relu import fused, noise_bias_leaky_relu
 from pulse_cli.graphs.op.onednn_cache import releasing
 from pulse_cli.graphs.stylegan import leaky_relu
@@ -137,7 +138,8 @@ def inverse_haar(
 
     The synthesis filters are [1, 1]/√2 and [1, -1]/√2 of stride 2, so each output pixel of a 2×2
     cell is half a ± sum of the four bands. The compiled op does it in one pass where it runs
-    (``graphs/op/inverse_haar``; ``x`` must then be in plain layout, see ``plain_layout``), else a
+    (``graphs/op/inverse_haar``; ``x`` must then be in plain layout, see ``plain_layout``, and so
+    must the gradient that reaches its output, which ``SynthesisBlock`` sees to), else a
     grouped 1×1 conv on the regrouped bands, then ``pixel_shuffle``. A conv rather than adds and
     subtractions: under ``to_static`` oneDNN's ``subtract_grad`` gives the subtrahend the wrong
     sign (DEVELOPERS.md).
@@ -145,8 +147,7 @@ def inverse_haar(
     if compiled_haar.fused(x):
         if modulation is None:
             modulation = paddle.ones(x.shape[:2], dtype=x.dtype)
-        # the gradient reaches the op from a conv's backward, in oneDNN's blocked layout
-        return plain_layout(compiled_haar.inverse_haar(x, modulation))
+        return compiled_haar.inverse_haar(x, modulation)
     channels = x.shape[1] // HAAR_BANDS
     bands = haar_groups(x)
     if modulation is None:
@@ -188,8 +189,16 @@ class StyledConv(nn.Layer):
             [1, out_channels, 1, 1], "float32", default_initializer=Constant(0.0)
         )
 
+    def compiled(self, x: paddle.Tensor, noise: paddle.Tensor) -> bool:
+        """Whether this conv runs as one compiled op for ``x`` and ``noise`` here
+        (``graphs/op/styled_conv``: depthwise, frozen, on the CPU): plain layout in and out, both
+        ways."""
+        return self.depthwise and compiled_conv.fused(x, noise, [self.weight_dw, self.weight_pw, self.bias])
+
     def forward(self, x: paddle.Tensor, style: paddle.Tensor, noise: paddle.Tensor) -> paddle.Tensor:
         modulation = self.modulation(style)
+        if self.compiled(x, noise):
+            return compiled_conv.styled_conv(x, self.weight_dw, modulation, self.weight_pw, noise, self.bias)
         if self.depthwise:
             x = modulated_conv(x, self.weight_dw, modulation, groups=x.shape[1], padding=1)
             x = F.conv2d(x, self.weight_pw)
@@ -220,10 +229,13 @@ class SynthesisBlock(nn.Layer):
         self.conv2 = StyledConv(out_channels, out_channels, resolution)
 
     def forward(self, x: paddle.Tensor, styles: paddle.Tensor, noise: list[paddle.Tensor]) -> paddle.Tensor:
-        x = self.up(x, styles[:, 0])
+        upsampled = self.up(x, styles[:, 0])
+        if compiled_haar.fused(x) and not self.conv1.compiled(upsampled, noise[0]):
+            # the compiled transform reads its gradient as it is, and oneDNN's conv sends it blocked
+            upsampled = plain_layout(upsampled)
         # compiled, oneDNN's cached layout copies are dropped conv by conv (issue 20's memory);
-        # only after the convs: ``releasing`` must follow a ``plain_layout`` (their epilogue's)
-        x = releasing(self.conv1(x, styles[:, 1], noise[0]))
+        # only after the convs: ``releasing`` must follow a plain layout (their epilogue's or op's)
+        x = releasing(self.conv1(upsampled, styles[:, 1], noise[0]))
         return releasing(self.conv2(x, styles[:, 2], noise[1]))
 
 
@@ -240,8 +252,10 @@ class ToImage(nn.Layer):
         self.register_buffer("haar", haar_synthesis_kernel(IMAGE_BANDS // HAAR_BANDS), persistable=False)
 
     def forward(self, x: paddle.Tensor, style: paddle.Tensor) -> paddle.Tensor:
-        bands = modulated_conv(x, self.weight, self.modulation(style)) + self.bias
-        # oneDNN's conv writes channels-last: the compiled transform reads plain memory
+        # plain both ways: a compiled conv before it reads its gradient as it is (oneDNN's conv
+        # sends it blocked), and the compiled transform after it reads plain memory (oneDNN's
+        # conv writes channels-last)
+        bands = modulated_conv(plain_layout(x), self.weight, self.modulation(style)) + self.bias
         return inverse_haar(plain_layout(bands), self.haar)
 
 

@@ -5,14 +5,11 @@
 // copies the gradient for each input), with layout reorders between them.
 // The backward reads only y (its sign is the pre-activation's: the slope is positive): dx, the
 // noise's gradient (summed over channels) and the bias's (summed over images and pixels).
-// pulse_noise_bias_leaky_relu_fixed is the same forward for noise and bias that take no gradient
-// (a search's fixed noise maps and frozen bias): its backward makes dx alone, a streaming pass
-// instead of a reduction over the channels at every pixel (a quarter of the time at 64x512^2).
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "paddle/extension.h"
+#include "epilogue.h"
 #include "parallel.h"
 
 namespace {
@@ -25,42 +22,6 @@ void Activate(const float* __restrict__ x, const float* __restrict__ noise, floa
     const float z = x[i] + noise[i] + bias;
     y[i] = std::max(z, z * slope);
   }
-}
-
-// One plane's stretch of the backward: dx = dy * (1 or slope, by the sign of y), added into the
-// noise's gradient; returns the stretch's sum, for the bias's gradient. The sum runs in Lanes
-// partial sums (one running sum would keep the compiler from vectorizing the loop), and the
-// slope is a factor, not a branch between two products (which GCC leaves unvectorized).
-constexpr int64_t Lanes = 16;
-constexpr int64_t Block = 2048;  // pixels: 8 KiB of noise gradient
-
-float Differentiate(const float* __restrict__ y, const float* __restrict__ dy, float slope, int64_t size,
-                    float* __restrict__ dx, float* __restrict__ dnoise) {
-  float lanes[Lanes] = {};
-  int64_t i = 0;
-  for (; i + Lanes <= size; i += Lanes) {
-    for (int64_t j = 0; j < Lanes; ++j) {
-      const float g = dy[i + j] * (y[i + j] > 0.0f ? 1.0f : slope);
-      dx[i + j] = g;
-      dnoise[i + j] += g;
-      lanes[j] += g;
-    }
-  }
-  float sum = 0.0f;
-  for (; i < size; ++i) {
-    const float g = dy[i] * (y[i] > 0.0f ? 1.0f : slope);
-    dx[i] = g;
-    dnoise[i] += g;
-    sum += g;
-  }
-  for (int64_t j = 0; j < Lanes; ++j) sum += lanes[j];
-  return sum;
-}
-
-// dx alone: dx = dy * (1 or slope, by the sign of y).
-void DifferentiateInput(const float* __restrict__ y, const float* __restrict__ dy, float slope, int64_t size,
-                        float* __restrict__ dx) {
-  for (int64_t i = 0; i < size; ++i) dx[i] = dy[i] * (y[i] > 0.0f ? 1.0f : slope);
 }
 
 struct Shape {
@@ -111,42 +72,14 @@ std::vector<paddle::Tensor> NoiseBiasLeakyReluBackward(const paddle::Tensor& y, 
   float* dxp = dx.data<float>();
   float* dnp = dnoise.data<float>();
   std::vector<double> bias_sums(s.channels, 0.0);
-  std::mutex bias_lock;
   for (int64_t image = 0; image < s.images; ++image) {
-    // Threads take pixel ranges, each summing its pixels' gradients over the channels, a block
-    // of pixels at a time: the block's noise gradient stays in the L1 cache while every channel's
-    // stretch of the block is read along its plane.
-    ForRanges(s.size, threads, [&](int64_t first, int64_t last) {
-      float* dn = dnp + image * s.size;
-      std::vector<double> sums(s.channels, 0.0);
-      for (int64_t start = first; start < last; start += Block) {
-        const int64_t length = std::min(Block, last - start);
-        std::fill(dn + start, dn + start + length, 0.0f);
-        for (int64_t c = 0; c < s.channels; ++c) {
-          const int64_t offset = (image * s.channels + c) * s.size + start;
-          sums[c] += Differentiate(yp + offset, gp + offset, slope, length, dxp + offset, dn + start);
-        }
-      }
-      std::lock_guard<std::mutex> guard(bias_lock);
-      for (int64_t c = 0; c < s.channels; ++c) bias_sums[c] += sums[c];
-    });
+    const int64_t offset = image * s.channels * s.size;
+    DifferentiateImage(yp + offset, gp + offset, slope, s.channels, s.size, threads, dxp + offset,
+                       dnp + image * s.size, bias_sums);
   }
   float* dbp = dbias.data<float>();
   for (int64_t c = 0; c < s.channels; ++c) dbp[c] = static_cast<float>(bias_sums[c]);
   return {dx, dnoise, dbias};
-}
-
-std::vector<paddle::Tensor> FixedNoiseBiasLeakyReluBackward(const paddle::Tensor& y, const paddle::Tensor& dy,
-                                                            float slope, int threads) {
-  PD_CHECK(y.numel() == dy.numel(), "pulse_noise_bias_leaky_relu_fixed takes a gradient of the output's shape");
-  auto dx = paddle::empty(y.shape(), y.dtype(), y.place());
-  const float* yp = y.data<float>();
-  const float* gp = dy.data<float>();
-  float* dxp = dx.data<float>();
-  ForRanges(y.numel(), threads, [&](int64_t first, int64_t last) {
-    DifferentiateInput(yp + first, gp + first, slope, last - first, dxp + first);
-  });
-  return {dx};
 }
 
 std::vector<std::vector<int64_t>> NoiseBiasLeakyReluShapes(const std::vector<int64_t>& x,
@@ -174,16 +107,6 @@ std::vector<paddle::DataType> NoiseBiasLeakyReluGradDtypes(const paddle::DataTyp
   return {y, y, y};
 }
 
-std::vector<std::vector<int64_t>> FixedNoiseBiasLeakyReluGradShapes(const std::vector<int64_t>& y,
-                                                                    const std::vector<int64_t>& dy) {
-  return {y};
-}
-
-std::vector<paddle::DataType> FixedNoiseBiasLeakyReluGradDtypes(const paddle::DataType& y,
-                                                                const paddle::DataType& dy) {
-  return {y};
-}
-
 PD_BUILD_OP(pulse_noise_bias_leaky_relu)
     .Inputs({"X", "Noise", "Bias"})
     .Outputs({"Y"})
@@ -199,19 +122,3 @@ PD_BUILD_GRAD_OP(pulse_noise_bias_leaky_relu)
     .SetKernelFn(PD_KERNEL(NoiseBiasLeakyReluBackward))
     .SetInferShapeFn(PD_INFER_SHAPE(NoiseBiasLeakyReluGradShapes))
     .SetInferDtypeFn(PD_INFER_DTYPE(NoiseBiasLeakyReluGradDtypes));
-
-PD_BUILD_OP(pulse_noise_bias_leaky_relu_fixed)
-    .Inputs({"X", "Noise", "Bias"})
-    .Outputs({"Y"})
-    .Attrs({"slope: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(NoiseBiasLeakyReluForward))
-    .SetInferShapeFn(PD_INFER_SHAPE(NoiseBiasLeakyReluShapes))
-    .SetInferDtypeFn(PD_INFER_DTYPE(NoiseBiasLeakyReluDtypes));
-
-PD_BUILD_GRAD_OP(pulse_noise_bias_leaky_relu_fixed)
-    .Inputs({"Y", paddle::Grad("Y")})
-    .Outputs({paddle::Grad("X")})
-    .Attrs({"slope: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(FixedNoiseBiasLeakyReluBackward))
-    .SetInferShapeFn(PD_INFER_SHAPE(FixedNoiseBiasLeakyReluGradShapes))
-    .SetInferDtypeFn(PD_INFER_DTYPE(FixedNoiseBiasLeakyReluGradDtypes));

@@ -16,7 +16,6 @@ import paddle
 from pulse_cli.graphs.op import library
 
 NAME = "pulse_noise_bias_leaky_relu"
-FIXED_NAME = "pulse_noise_bias_leaky_relu_fixed"  # the same op, for noise and bias without gradients
 SLOPE = 0.2  # StyleGAN2's leaky ReLU, as MobileStyleGAN uses it
 
 
@@ -29,12 +28,5 @@ def fused(x: paddle.Tensor, noise: paddle.Tensor) -> bool:
 
 def noise_bias_leaky_relu(x: paddle.Tensor, noise: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
     """``leaky_relu(x + noise + bias, 0.2)`` by the compiled op, for ``x`` [N, C, H, W], ``noise``
-    [N, 1, H, W] and ``bias`` of C values; only where ``fused(x, noise)``.
-
-    Where neither ``noise`` nor ``bias`` takes a gradient (a search's fixed noise maps and frozen
-    parameters) the op's backward makes ``x``'s gradient alone (``FIXED_NAME``): the noise's is a
-    sum over the channels at every pixel, most of the backward's time. Which one is decided where
-    the graph is built, as a ``to_static`` program is (its inputs' ``stop_gradient`` is part of the
-    program's key; ``CompiledSynthesis`` rebuilds its program when its parameters thaw or freeze)."""
-    name = FIXED_NAME if noise.stop_gradient and bias.stop_gradient else NAME
-    return library.op_for(name)(x, noise, bias, SLOPE, library.threads())
+    [N, 1, H, W] and ``bias`` of C values; only where ``fused(x, noise)``."""
+    return library.op_for(NAME)(x, noise, bias, SLOPE, library.threads())
