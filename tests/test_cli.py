@@ -25,7 +25,7 @@ from pulse_cli.cli import app
 from pulse_cli.errors import INTERRUPTED_MESSAGE
 from pulse_cli.faces.sizes import searched_sizes
 from pulse_cli.images import valid_sides
-from pulse_cli.models.mobile_stylegan import DEFAULT_LAYOUT
+from pulse_cli.models.mobile_stylegan import DEFAULT_BACKEND, DEFAULT_LAYOUT
 from pulse_cli.models.registry import DEFAULT_MODEL, get_spec
 from pulse_cli.upsample import FolderLock
 from pulse_cli.weights import read_weights
@@ -454,7 +454,10 @@ def test_models_list_and_info_describe_the_generators():
 
 @pytest.mark.parametrize(
     ("name", "layout", "backend"),
-    [("mobile-stylegan-ffhq", DEFAULT_LAYOUT, "static"), ("stylegan-ffhq", "full", DEFAULT)],  # PULSE: W+
+    [
+        ("mobile-stylegan-ffhq", DEFAULT_LAYOUT, DEFAULT_BACKEND),
+        ("stylegan-ffhq", "full", DEFAULT),  # PULSE: W+
+    ],
 )
 def test_models_info_shows_the_default_latent_layout_backend_and_input_sizes(name, layout, backend):
     info = invoke("models", "info", name)  # stylegan-ffhq's weights are the user's: none needed here

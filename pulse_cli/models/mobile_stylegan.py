@@ -52,7 +52,7 @@ LRELU_SLOPE = 0.2
 # 1e5 mapping samples: 26 s on 2 cores, and within 0.004 per dimension of 1e6 samples (400 s): README
 FIT_SAMPLES = 100_000
 DEFAULT_LAYOUT = "tiled"  # measured: tools/latent_layout_study.py, README "Latent layouts"
-DEFAULT_BACKEND = "static"  # measured: pulse bench, DEVELOPERS.md "CPU speed" (issue 20)
+DEFAULT_BACKEND = "dygraph"  # measured: pulse bench, DEVELOPERS.md "CPU speed" (issue 20, session 8)
 MAPPING_GAIN = math.sqrt(2)  # the mapping ends in √2·leaky_relu(·, 0.2)
 HAAR_TAP = 1 / math.sqrt(2)
 HAAR_KERNELS = (  # the six transposed convs of one inverse Haar transform, in graph order
