@@ -94,9 +94,7 @@ def test_in_ci_a_failed_build_fails_the_compiled_op_tests_and_only_a_missing_com
 
 
 WHY_NOT = """
-from pulse_cli.graphs.mobile_stylegan import haar_groups, haar_synthesis_kernel
 from pulse_cli.graphs.op import instance_norm as op
-from pulse_cli.graphs.op import inverse_haar as haar
 from pulse_cli.graphs.op import library
 print(op.compiled() is None, library.why_not_compiled(op.NAME))
 """
@@ -111,6 +109,20 @@ def test_a_compiler_that_fails_is_told_apart_from_a_missing_one(tmp_path, cxx, w
     run = subprocess.run([sys.executable, "-c", WHY_NOT], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"True {why}"), run.stdout
+
+
+PENDING = "from pulse_cli.graphs.op import library; print(library.build_pending())"
+
+
+def test_a_build_is_pending_until_the_library_is_built_for_these_sources(compiled_op, tmp_path):
+    def pending(extensions: str) -> str:
+        environment = {**os.environ, "PADDLE_EXTENSION_DIR": extensions}
+        run = subprocess.run([sys.executable, "-c", PENDING], capture_output=True, text=True, env=environment)
+        return run.stdout.strip()
+
+    assert pending(str(tmp_path)) == "True"  # nothing built there
+    assert pending(str(library._build_folder().parent)) == "False"  # built by this process
+    assert not library.build_pending()  # loaded here: nothing left to build
 
 
 @pytest.mark.parametrize("shape", [(1, 5, 4, 4), (1, 3, 37, 29), (1, 16, 128, 128)])

@@ -14,7 +14,8 @@ from PIL import Image
 
 from pulse_cli.backends import DEFAULT
 from pulse_cli.backends.builtin import DygraphBackend
-from pulse_cli.graphs.generator import Generator, LatentLayout
+from pulse_cli.graphs.generator import Capabilities, Generator, LatentLayout
+from pulse_cli.graphs.op import library
 from pulse_cli.models.stylegan import FFHQ, StyleGAN
 from pulse_cli.options import SearchOptions
 from pulse_cli.upsample import FaceOptions, FolderLock, Listener, Shard, UpsampleError, upsample_folder
@@ -431,15 +432,18 @@ def test_onnx_backend_report_holds_onnxruntime_scores_and_latents_that_remake_ea
         np.testing.assert_allclose(remade, written, atol=0.5 / 255 + 1e-5)  # 8-bit rounding
 
 
+class Notes(Listener):
+    """A listener that keeps the notes a job makes."""
+
+    def __init__(self):
+        self.notes = []
+
+    def note(self, text):
+        self.notes.append(text)
+
+
 def test_a_job_records_the_backend_it_ran_on_and_notes_a_first_use_cost_once(tmp_path, monkeypatch):
     monkeypatch.setattr(DygraphBackend, "first_use", "compiles on first use", raising=False)
-
-    class Notes(Listener):
-        def __init__(self):
-            self.notes = []
-
-        def note(self, text):
-            self.notes.append(text)
 
     listener = Notes()
     inputs = write_faces(tmp_path / "in", ["a.png", "b.png"])
@@ -447,3 +451,15 @@ def test_a_job_records_the_backend_it_ran_on_and_notes_a_first_use_cost_once(tmp
     report = upsample_folder(toy_generator(), inputs, tmp_path / "out", options, listener=listener)
     assert report.options["backend"] == DEFAULT  # the toy declares no default backend
     assert listener.notes == [f"backend {DEFAULT}: compiles on first use"]
+
+
+def test_a_job_notes_the_compiled_ops_first_build_for_a_generator_that_runs_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(library, "build_pending", lambda: True)
+
+    generator = toy_generator()
+    inputs = write_faces(tmp_path / "in", ["a.png"])
+    for compiled_ops, expected in ((False, []), (True, [f"compiled ops: {library.FIRST_BUILD}"])):
+        listener = Notes()
+        generator.capabilities = Capabilities(compiled_ops=compiled_ops)
+        upsample_folder(generator, inputs, tmp_path / f"out{compiled_ops}", OPTIONS, listener=listener)
+        assert listener.notes == expected

@@ -38,10 +38,13 @@ class Capabilities:
     backend trains through them); otherwise only the forward uses oneDNN.
     ``any_batch``: its exported graphs run with any batch size; otherwise they are run one image
     at a time (the export's parity checks, the ``onnx`` backend's scoring).
+    ``compiled_ops``: it runs compiled custom ops (``graphs/op``) where they can be had, whose
+    library is built on first use (``library.build_pending``, said in progress output).
     """
 
     onednn_backward: bool = False
     any_batch: bool = True
+    compiled_ops: bool = False
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ class MobileStyleGANFFHQ:
     )
     fixed_resolution: bool = True
     # written for oneDNN's backward (graphs/mobile_stylegan.py, DEVELOPERS.md "CPU speed")
-    capabilities: Capabilities = Capabilities(onednn_backward=True)
+    capabilities: Capabilities = Capabilities(onednn_backward=True, compiled_ops=True)
     small_config: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({"resolution": 32, "channels": (8, 8, 4)})
     )

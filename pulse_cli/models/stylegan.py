@@ -37,7 +37,7 @@ def noise_resolutions(resolution: int) -> list[int]:
 
 
 # Its gradients are right with oneDNN's backward kernels, and come faster (see backends.compiled).
-CAPABILITIES = Capabilities(onednn_backward=True)
+CAPABILITIES = Capabilities(onednn_backward=True, compiled_ops=True)
 
 
 class StyleGAN:

@@ -18,6 +18,7 @@ from pulse_cli.backends import get_backend
 from pulse_cli.faces.detect import Detector
 from pulse_cli.faces.identity import IdentityScorer, IdentityUnavailable, held_face, identity_scorer
 from pulse_cli.graphs.generator import Generator
+from pulse_cli.graphs.op import library
 from pulse_cli.images import InputImageError, read_image
 from pulse_cli.options import SearchOptions
 from pulse_cli.search import SearchResult
@@ -142,6 +143,8 @@ class Job:
         first_use = getattr(get_backend(self.options.backend), "first_use", "")
         if first_use and plan.todo:
             self.listener.note(f"backend {self.options.backend}: {first_use}")
+        if plan.todo and self.generator.capabilities.compiled_ops and library.build_pending():
+            self.listener.note(f"compiled ops: {library.FIRST_BUILD}")
         try:
             for path, cause in plan.refused:
                 self.record(path.name, path, "failed", save=False, error=str(InputImageError(path, cause)))

@@ -32,6 +32,8 @@ SOURCES = tuple(sorted(Path(__file__).parent.glob("*.cc")))
 HEADERS = tuple(sorted(Path(__file__).parent.glob("*.h")))  # included by the sources
 # oneDNN's header as far as Paddle's onednn_context.h needs it (the wheels do not ship oneDNN's)
 ONEDNN_SHIM = Path(__file__).parent / "onednn"
+MODULE = "pulse_ops"
+FIRST_BUILD = "built once for this Paddle version before the first step (about 20 s)"
 
 
 def op(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | None:
@@ -66,24 +68,38 @@ def op_for(name: str) -> Callable[..., paddle.Tensor | list[paddle.Tensor]] | No
     return op(name) if paddle.get_device() == "cpu" and not exporting() else None
 
 
+def build_pending() -> bool:
+    """Whether the first compiled op this process runs will build the library first (about 20 s,
+    once per Paddle version and set of sources; ``FIRST_BUILD`` says so in progress output)."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0" or compiler() is None or _built.cache_info().currsize:
+        return False
+    return not (_build_folder() / MODULE / f"{MODULE}.so").exists()
+
+
+def _build_folder() -> Path:
+    from paddle.utils.cpp_extension import get_build_directory
+
+    shim = tuple(sorted(ONEDNN_SHIM.glob("*.hpp")))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS + shim)).hexdigest()[:12]
+    return Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
+
+
 @functools.cache
 def _built() -> tuple[object | None, str | None]:
     # Once per process: loading the library a second time registers no op (the module comes
     # back empty). The module, or None and why.
     if compiler() is None:
         return None, f"no C++ compiler ({os.environ.get('CXX', 'c++')}) for Paddle's extension loader"
-    from paddle.utils.cpp_extension import get_build_directory, load
+    from paddle.utils.cpp_extension import load
 
-    shim = tuple(sorted(ONEDNN_SHIM.glob("*.hpp")))
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS + shim)).hexdigest()[:12]
-    build = Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
+    build = _build_folder()
     build.mkdir(parents=True, exist_ok=True)
     # One build at a time: parallel pulse processes share the folder.
     with open(build / ".lock", "w") as lock, captured_output() as printed:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             return load(
-                name="pulse_ops", sources=[str(source) for source in SOURCES], extra_cxx_cflags=_flags(),
+                name=MODULE, sources=[str(source) for source in SOURCES], extra_cxx_cflags=_flags(),
                 extra_include_paths=[str(ONEDNN_SHIM)], build_directory=str(build), verbose=False,
             ), None  # fmt: skip
         except Exception as exc:  # no headers, a failed build: Paddle's ops will do
