@@ -11,6 +11,7 @@ from pulse_cli.cli.app import app
 from pulse_cli.cli.common import Device, device_option, get_generator, run_job, use_device
 from pulse_cli.cli.console import err
 from pulse_cli.demo import FACES, INPUT_SIDE, PHOTO_FACES, STEPS, demo_options, expected_seconds, run_demo
+from pulse_cli.graphs.op import library
 from pulse_cli.models.registry import DEFAULT_MODEL
 from pulse_cli.upsample import Listener, UpsampleReport
 
@@ -43,6 +44,8 @@ def demo(
     use_device(device)
     err.print(f"loading {model} (fetched, converted and fitted on first use)...")
     generator = get_generator(model, None, None)
+    if generator.capabilities.compiled_ops and library.build_pending():  # before the faces are drawn
+        err.print(f"compiled ops: {library.FIRST_BUILD}")
     images = faces + PHOTO_FACES
     minutes = expected_seconds(generator, images, steps) / 60
     err.print(
