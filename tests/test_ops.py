@@ -111,6 +111,12 @@ def test_a_compiler_that_fails_is_told_apart_from_a_missing_one(tmp_path, cxx, w
     assert run.stdout.startswith(f"True {why}"), run.stdout
 
 
+def test_a_library_built_for_another_cpu_is_not_reused(monkeypatch):
+    here = library._build_folder()
+    monkeypatch.setattr(library, "_cpu_features", lambda: b"flags : fpu sse sse2")  # an older CPU
+    assert library._build_folder() != here and library._build_folder().parent == here.parent
+
+
 PENDING = "from pulse_cli.graphs.op import library; print(library.build_pending())"
 
 

@@ -16,6 +16,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import platform
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,20 @@ def _build_folder() -> Path:
     from paddle.utils.cpp_extension import get_build_directory
 
     shim = tuple(sorted(ONEDNN_SHIM.glob("*.hpp")))
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS + shim)).hexdigest()[:12]
+    sources = b"".join(path.read_bytes() for path in SOURCES + HEADERS + shim)
+    # the flags and the CPU they target: a library built for another CPU (a home folder shared
+    # by several machines) could hold instructions this one lacks
+    digest = hashlib.sha256(sources + " ".join(_flags()).encode() + _cpu_features()).hexdigest()[:12]
     return Path(get_build_directory()) / f"pulse-ops-paddle-{paddle.__version__}-{digest}"
+
+
+def _cpu_features() -> bytes:
+    """This CPU's instruction-set extensions as the kernel lists them (Linux), else its name."""
+    try:
+        with open("/proc/cpuinfo", "rb") as cpuinfo:
+            return next((line for line in cpuinfo if line.startswith((b"flags", b"Features"))), b"")
+    except OSError:
+        return platform.machine().encode()
 
 
 @functools.cache
@@ -111,8 +124,11 @@ def _flags() -> list[str]:
     # Paddle's headers declare its oneDNN state only under the macro its own build had: set it
     # where Paddle has oneDNN kernels (the CPU wheels), for onednn_cache.cc.
     onednn = bool(paddle.base.core.is_compiled_with_mkldnn())
-    # -fopenmp-simd: the `omp simd` loops alone, without an OpenMP runtime (see parallel.h)
-    return ["-O3", "-fopenmp-simd", *(["-DPADDLE_WITH_DNNL"] if onednn else [])]
+    # -fopenmp-simd: the `omp simd` loops alone, without an OpenMP runtime (see parallel.h).
+    # -march=native on x86-64: the library is built where it runs, and the baseline ISA (SSE2)
+    # left the styled conv's backward 1.7 times slower than AVX-512 did (DEVELOPERS.md, issue 20)
+    native = ["-march=native"] if platform.machine().lower() in ("x86_64", "amd64") else []
+    return ["-O3", "-fopenmp-simd", *native, *(["-DPADDLE_WITH_DNNL"] if onednn else [])]
 
 
 @functools.cache
