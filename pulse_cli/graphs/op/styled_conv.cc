@@ -34,10 +34,9 @@ Sgemm OneDnnSgemm() {
   return sgemm;
 }
 
-void Gemm(char transpose_a, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  const int64_t lda = transpose_a == 'N' ? k : m;
-  PD_CHECK(OneDnnSgemm()(transpose_a, 'N', m, n, k, 1.0f, a, lda, b, n, 0.0f, c, n) == 0,
-           "pulse_styled_conv: dnnl_sgemm failed");
+// c [m, n] = a [m, k] b [k, n], row-major. (A transposed a runs half as fast: transpose it first.)
+void Gemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
+  PD_CHECK(OneDnnSgemm()('N', 'N', m, n, k, 1.0f, a, k, b, n, 0.0f, c, n) == 0, "pulse_styled_conv: dnnl_sgemm failed");
 }
 
 // out[j] += k[0] src[j - 1] + k[1] src[j] + k[2] src[j + 1], zero outside the row.
@@ -63,25 +62,41 @@ void Correlate(const float* x, const float k[9], int64_t height, int64_t width, 
   }
 }
 
-// g[3a + b] += sum over the plane of dt(i, j) x(i + a - 1, j + b - 1): the gradient of the taps.
-void AddTapGradients(const float* x, const float* dt, int64_t height, int64_t width, double g[9]) {
+// g[3a + b] += sum over row i of dt of dt(i, j) x(i + a - 1, j + b - 1): row i's share of the
+// gradient of the taps.
+void AddRowTapGradients(const float* x, const float* __restrict__ d, int64_t i, int64_t height, int64_t width,
+                        double g[9]) {
+  for (int64_t a = 0; a < 3; ++a) {
+    const int64_t row = i + a - 1;
+    if (row < 0 || row >= height) continue;
+    const float* __restrict__ s = x + row * width;
+    float left = 0.0f, centre = 0.0f, right = 0.0f;
+#pragma omp simd reduction(+ : left)
+    for (int64_t j = 1; j < width; ++j) left += d[j] * s[j - 1];
+#pragma omp simd reduction(+ : centre)
+    for (int64_t j = 0; j < width; ++j) centre += d[j] * s[j];
+#pragma omp simd reduction(+ : right)
+    for (int64_t j = 0; j < width - 1; ++j) right += d[j] * s[j + 1];
+    g[3 * a] += left;
+    g[3 * a + 1] += centre;
+    g[3 * a + 2] += right;
+  }
+}
+
+// The depthwise conv's backward for one plane, in one pass over dt's rows: dx, the correlation of
+// dt with the taps turned half a circle, and (added to g) the gradient of the taps.
+void DifferentiatePlane(const float* x, const float* dt, const float k[9], int64_t height, int64_t width, float* dx,
+                        double g[9]) {
+  float flipped[9];
+  for (int t = 0; t < 9; ++t) flipped[t] = k[8 - t];
   for (int64_t i = 0; i < height; ++i) {
-    const float* __restrict__ d = dt + i * width;
+    float* out = dx + i * width;
+    std::fill(out, out + width, 0.0f);
     for (int64_t a = 0; a < 3; ++a) {
       const int64_t row = i + a - 1;
-      if (row < 0 || row >= height) continue;
-      const float* __restrict__ s = x + row * width;
-      float left = 0.0f, centre = 0.0f, right = 0.0f;
-#pragma omp simd reduction(+ : left)
-      for (int64_t j = 1; j < width; ++j) left += d[j] * s[j - 1];
-#pragma omp simd reduction(+ : centre)
-      for (int64_t j = 0; j < width; ++j) centre += d[j] * s[j];
-#pragma omp simd reduction(+ : right)
-      for (int64_t j = 0; j < width - 1; ++j) right += d[j] * s[j + 1];
-      g[3 * a] += left;
-      g[3 * a + 1] += centre;
-      g[3 * a + 2] += right;
+      if (row >= 0 && row < height) AddRowTaps(dt + row * width, flipped + 3 * a, width, out);
     }
+    AddRowTapGradients(x, dt + i * width, i, height, width, g);
   }
 }
 
@@ -135,7 +150,7 @@ std::vector<paddle::Tensor> StyledConvForward(const paddle::Tensor& x, const pad
       }
     });
     float* z = yp + n * s.outputs * s.size;
-    Gemm('N', s.outputs, s.size, s.channels, pointwise.data<float>(), t.get(), z);
+    Gemm(s.outputs, s.size, s.channels, pointwise.data<float>(), t.get(), z);
     const float* __restrict__ image_noise = np + n * s.size;
     ForRanges(s.outputs, threads, [&](int64_t first, int64_t last) {
       for (int64_t o = first; o < last; ++o) {
@@ -168,21 +183,23 @@ std::vector<paddle::Tensor> StyledConvBackward(const paddle::Tensor& x, const pa
   std::unique_ptr<float[]> dz(new float[s.outputs * s.size]);  // one image's, before the epilogue
   std::unique_ptr<float[]> dt(new float[s.channels * s.size]);  // and before the pointwise conv
   std::vector<double> bias_sums(s.outputs, 0.0);  // the bias is frozen: its gradient is not handed on
+  std::vector<float> transposed(s.channels * s.outputs);  // the pointwise weights [C, O]
+  const float* pw = pointwise.data<float>();
+  for (int64_t o = 0; o < s.outputs; ++o) {
+    for (int64_t c = 0; c < s.channels; ++c) transposed[c * s.outputs + o] = pw[o * s.channels + c];
+  }
   for (int64_t n = 0; n < s.images; ++n) {
     const int64_t offset = n * s.outputs * s.size;
     DifferentiateImage(y.data<float>() + offset, dy.data<float>() + offset, slope, s.outputs, s.size, threads,
                        dz.get(), dnoise.data<float>() + n * s.size, bias_sums);
-    Gemm('T', s.channels, s.size, s.outputs, pointwise.data<float>(), dz.get(), dt.get());
+    Gemm(s.channels, s.size, s.outputs, transposed.data(), dz.get(), dt.get());
     ForRanges(s.channels, threads, [&](int64_t first, int64_t last) {
       for (int64_t c = first; c < last; ++c) {
-        float k[9], flipped[9];
+        float k[9];
         ModulatedTaps(wp, mp, s, n, c, k);
-        for (int t = 0; t < 9; ++t) flipped[t] = k[8 - t];
         const int64_t plane = (n * s.channels + c) * s.size;
-        // x's gradient: the correlation of dt with the taps turned half a circle
-        Correlate(dt.get() + c * s.size, flipped, s.height, s.width, dxp + plane);
         double g[9] = {};
-        AddTapGradients(xp + plane, dt.get() + c * s.size, s.height, s.width, g);
+        DifferentiatePlane(xp + plane, dt.get() + c * s.size, k, s.height, s.width, dxp + plane, g);
         double dm = 0.0;  // the taps are weights times the modulation
         for (int t = 0; t < 9; ++t) dm += g[t] * wp[c * 9 + t];
         dmp[n * s.channels + c] = static_cast<float>(dm);
