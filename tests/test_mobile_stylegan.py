@@ -197,12 +197,19 @@ def small_generator() -> Generator:
     return MOBILE_STYLEGAN_FFHQ.build(channels=SMALL, resolution=32, seed=2)
 
 
-def test_compiled_synthesis_trains_with_the_gradients_of_paddles_own_ops(monkeypatch):
+@pytest.mark.parametrize(
+    ("noise_batch", "compiled_ops"),
+    [(2, "1"), (1, "1"), (2, "0")],  # one noise map per image; one for the batch (no compiled convs); none
+)
+def test_compiled_synthesis_trains_with_the_gradients_of_paddles_own_ops(
+    monkeypatch, noise_batch: int, compiled_ops: str
+):
+    monkeypatch.setenv(library.ENV_SWITCH, compiled_ops)
     synthesis = small_generator().synthesis
     for parameter in synthesis.parameters():  # as a search has them: what oneDNN's backward is declared for
         parameter.stop_gradient = True
     latent_np = np.random.default_rng(3).standard_normal((2, synthesis.num_layers, 512)).astype(np.float32)
-    noise_np = [noise.numpy() for noise in synthesis.default_noise(2)]
+    noise_np = [noise.numpy() for noise in synthesis.default_noise(noise_batch)]
 
     def gradients(run) -> list[np.ndarray]:
         latent = paddle.to_tensor(latent_np, stop_gradient=False)
