@@ -33,11 +33,13 @@ def _planes(seed: int, shape: tuple[int, ...]) -> list[paddle.Tensor]:
 
 
 def _values_and_gradients(norm, tensors: list[paddle.Tensor], upstream: paddle.Tensor) -> list[np.ndarray]:
-    for tensor in tensors:
+    """The output and the gradients of the tensors that take one."""
+    trained = [tensor for tensor in tensors if not tensor.stop_gradient]
+    for tensor in trained:
         tensor.clear_gradient()
     out = norm(*tensors)
     (out * upstream).sum().backward()
-    return [out.numpy(), *[tensor.grad.numpy() for tensor in tensors]]
+    return [out.numpy(), *[tensor.grad.numpy() for tensor in trained]]
 
 
 def _assert_same(
@@ -50,8 +52,8 @@ def _assert_same(
     out_shape: tuple[int, ...] | None = None,
 ) -> None:
     """``run`` gives ``reference``'s output (of ``out_shape``, else the first tensor's shape) and
-    gradients (of a fixed random projection) for ``tensors``; ``atol`` relative to each expected
-    array's largest magnitude."""
+    gradients (of a fixed random projection) for those of ``tensors`` that take one; ``atol``
+    relative to each expected array's largest magnitude."""
     shape = out_shape or tensors[0].shape
     upstream = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     got = _values_and_gradients(run, tensors, paddle.to_tensor(upstream))
@@ -294,21 +296,7 @@ def _paddle_styled_conv(x, depthwise, modulation, pointwise, noise, bias):
     return F.leaky_relu(F.conv2d(t, pointwise) + noise + bias, epilogue.SLOPE)
 
 
-def _assert_styled_conv(run, tensors: list[paddle.Tensor], outputs: int, rtol: float, atol: float) -> None:
-    """``run`` gives Paddle's convs' output and the gradients of x, the modulation and the noise."""
-    n, _, h, w = tensors[0].shape
-    upstream = np.random.default_rng(1).standard_normal((n, outputs, h, w)).astype(np.float32)
-    upstream = paddle.to_tensor(upstream)
-    trained = [tensors[i] for i in (0, 2, 4)]
-    results = []
-    for function in (run, _paddle_styled_conv):
-        for tensor in trained:
-            tensor.clear_gradient()
-        y = function(*tensors)
-        (y * upstream).sum().backward()
-        results.append([y.numpy(), *[tensor.grad.numpy() for tensor in trained]])
-    for name, a, b in zip(["output", "d x", "d modulation", "d noise"], *results, strict=True):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * np.abs(b).max(), err_msg=name)
+STYLED_CONV_GRADIENTS = ["output", "d x", "d modulation", "d noise"]
 
 
 @pytest.fixture(scope="module")
@@ -322,12 +310,14 @@ def compiled_conv():
 def test_compiled_styled_conv_gives_paddles_values_and_gradients(compiled_conv, shape, outputs):
     tensors = _styled_conv_inputs(18, shape, outputs)
     assert conv.fused(tensors[0], tensors[4], [tensors[i] for i in (1, 3, 5)])
-    _assert_styled_conv(conv.styled_conv, tensors, outputs, rtol=1e-5, atol=1e-5)
+    out_shape = (shape[0], outputs, *shape[2:])
+    _assert_same(conv.styled_conv, _paddle_styled_conv, tensors, STYLED_CONV_GRADIENTS, 1e-5, 1e-5, out_shape)
 
 
 def test_compiled_styled_conv_runs_in_a_static_graph_with_its_gradients(compiled_conv):
     static = paddle.jit.to_static(conv.styled_conv, full_graph=True)
-    _assert_styled_conv(static, _styled_conv_inputs(19, (2, 6, 12, 10), 4), 4, rtol=1e-5, atol=1e-5)
+    tensors = _styled_conv_inputs(19, (2, 6, 12, 10), 4)
+    _assert_same(static, _paddle_styled_conv, tensors, STYLED_CONV_GRADIENTS, 1e-5, 1e-5, (2, 4, 12, 10))
 
 
 def test_the_styled_conv_is_left_to_paddles_convs_where_a_weight_trains_or_compiled_ops_are_off(

@@ -69,7 +69,7 @@ class CompiledSynthesis(nn.Layer):
         self.program = paddle.jit.to_static(_AssignedSynthesis(synthesis), full_graph=True)
         self.onednn_refused: str | None = None
         # whether the parameters were frozen when the program was traced: the graph holds ops that
-        # make no gradient for what took none then (``noise_bias_leaky_relu``'s fixed form)
+        # make no gradient for what took none then (MobileStyleGAN's compiled ``styled_conv``)
         self.traced_frozen: bool | None = None
 
     @property

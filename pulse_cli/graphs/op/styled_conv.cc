@@ -50,16 +50,18 @@ void AddRowTaps(const float* __restrict__ src, const float* k, int64_t width, fl
   out[width - 1] += k[0] * src[width - 2] + k[1] * src[width - 1];
 }
 
-// y = the 3x3 cross-correlation of plane x with k (row-major taps), zero padding of 1: a conv2d's.
-void Correlate(const float* x, const float k[9], int64_t height, int64_t width, float* y) {
-  for (int64_t i = 0; i < height; ++i) {
-    float* out = y + i * width;
-    std::fill(out, out + width, 0.0f);
-    for (int64_t a = 0; a < 3; ++a) {
-      const int64_t row = i + a - 1;
-      if (row >= 0 && row < height) AddRowTaps(x + row * width, k + 3 * a, width, out);
-    }
+// Row i of the 3x3 cross-correlation of plane x with k (row-major taps), zero padding of 1.
+void CorrelateRow(const float* x, const float k[9], int64_t i, int64_t height, int64_t width, float* out) {
+  std::fill(out, out + width, 0.0f);
+  for (int64_t a = 0; a < 3; ++a) {
+    const int64_t row = i + a - 1;
+    if (row >= 0 && row < height) AddRowTaps(x + row * width, k + 3 * a, width, out);
   }
+}
+
+// y = the 3x3 cross-correlation of plane x with k: a conv2d's, padding 1.
+void Correlate(const float* x, const float k[9], int64_t height, int64_t width, float* y) {
+  for (int64_t i = 0; i < height; ++i) CorrelateRow(x, k, i, height, width, y + i * width);
 }
 
 // g[3a + b] += sum over row i of dt of dt(i, j) x(i + a - 1, j + b - 1): row i's share of the
@@ -90,12 +92,7 @@ void DifferentiatePlane(const float* x, const float* dt, const float k[9], int64
   float flipped[9];
   for (int t = 0; t < 9; ++t) flipped[t] = k[8 - t];
   for (int64_t i = 0; i < height; ++i) {
-    float* out = dx + i * width;
-    std::fill(out, out + width, 0.0f);
-    for (int64_t a = 0; a < 3; ++a) {
-      const int64_t row = i + a - 1;
-      if (row >= 0 && row < height) AddRowTaps(dt + row * width, flipped + 3 * a, width, out);
-    }
+    CorrelateRow(dt, flipped, i, height, width, dx + i * width);
     AddRowTapGradients(x, dt + i * width, i, height, width, g);
   }
 }
